@@ -1,0 +1,109 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "domain/event.h"
+#include "domain/hold.h"
+#include "domain/result.h"
+
+namespace boxoffice {
+
+struct HoldRequest {
+  std::string hold_id;  // chosen by the caller (new_id("hld"))
+  std::string event_id;
+  std::string buyer;
+  HoldSelection selection;
+  Timestamp now{};
+  Timestamp expires_at{};
+  uint32_t buyer_seats_max = 0;  // seats this buyer may hold or have booked in the event
+};
+
+struct SectionAvailability {
+  std::string id;
+  SectionKind kind = SectionKind::general;
+  uint32_t capacity = 0;
+  uint32_t available = 0;
+  uint32_t held = 0;  // active holds and bookings waiting for payment
+  uint32_t sold = 0;
+};
+
+enum class SeatStatus { available, held, sold };
+std::string_view to_string(SeatStatus status);
+
+struct SeatState {
+  std::string id;
+  SeatStatus status = SeatStatus::available;
+};
+
+/// A seat claim the bookings store knows about, replayed into an empty lock store at start-up.
+struct RestoredClaim {
+  std::string hold_id;
+  std::string buyer;
+  std::string section;
+  std::vector<std::string> seats;  // empty for general admission
+  uint32_t quantity = 0;
+  bool sold = false;  // confirmed (or cancelled, not yet refunded): sold; pending_payment: held
+};
+
+/// Seat Lock Store: the fast gate of every sale. It keeps, per event, which seats are free, held
+/// or sold, every hold with its expiry and fencing token, and each buyer's seat count. Every
+/// operation is atomic (all or nothing) and judges expiry by the `now` it is given: a hold is
+/// valid only while now < expires_at, whether or not anything has reclaimed it yet.
+///
+/// Thread-safe. Business refusals are returned as Error values; an engine failure is thrown as
+/// StorageError. Costs do not grow with the size of the event.
+class SeatLockStore {
+ public:
+  virtual ~SeatLockStore() = default;
+
+  /// Makes an event's seats known (all free). Idempotent.
+  virtual void add_event(const Event& event) = 0;
+
+  /// Puts back what the bookings store says is taken, before any hold is taken on the event
+  /// (start-up, or an engine that came back empty). Claims already present are left alone.
+  virtual void restore(const std::string& event_id, const std::vector<RestoredClaim>& claims) = 0;
+
+  /// Every fence granted from now on is greater than `fence` (the highest the bookings store has
+  /// seen), so tokens keep increasing across restarts of an engine that forgot its counter.
+  virtual void raise_fence_floor(uint64_t fence) = 0;
+
+  /// Takes every requested seat (or the quantity) for the buyer, or nothing.
+  /// Errors: not_found (event, section or seat), seats_unavailable (+ the ids that are taken),
+  /// sold_out (not enough seats left in the section), limit_exceeded (buyer cap),
+  /// invalid_request (seats from more than one section, repeated seats, quantity 0).
+  virtual Result<Hold> hold(const HoldRequest& request) = 0;
+
+  /// The hold as of `now` (an active hold past its expiry reads as expired). not_found if unknown
+  /// or forgotten (finished holds are kept for a retention period only).
+  virtual Result<Hold> get_hold(const std::string& hold_id, Timestamp now) = 0;
+
+  /// Frees an active hold's seats. Errors: not_found, hold_expired (already expired),
+  /// invalid_state (checked out or released).
+  virtual Result<Hold> release(const std::string& hold_id, Timestamp now) = 0;
+
+  /// Checkout's first step: the hold must be active at `now`; it becomes checked_out and its seats
+  /// stay held until `held_until` (the payment window). Returns the hold as it was before, with
+  /// its original expires_at, which the bookings store checks again in its transaction.
+  /// Errors: not_found, hold_expired, invalid_state (already checked out or released).
+  virtual Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now,
+                                      Timestamp held_until) = 0;
+
+  /// Undoes begin_checkout when the booking could not be written: back to active with the
+  /// original expiry if `keep` (an engine failure, the buyer may retry), else released.
+  virtual void abort_checkout(const std::string& hold_id, bool keep) = 0;
+
+  /// Seat counts per section, in the event's section order. not_found for an unknown event.
+  virtual Result<std::vector<SectionAvailability>> availability(const std::string& event_id,
+                                                                Timestamp now) = 0;
+
+  /// The status of every seat of a reserved section, in seat order; optionally one row only.
+  virtual Result<std::vector<SeatState>> seats(const std::string& event_id,
+                                               const std::string& section_id,
+                                               const std::optional<std::string>& row,
+                                               Timestamp now) = 0;
+};
+
+}  // namespace boxoffice
