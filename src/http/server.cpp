@@ -1,1 +1,265 @@
-// placeholder: being written
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "domain/ids.h"
+#include "http/api.h"
+#include "http/problem.h"
+
+namespace boxoffice::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+bool is_valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(ServerOptions o, Api& a)
+      : options(std::move(o)),
+        api(a),
+        workers(options.worker_threads),
+        acceptor(ioc),
+        signals(ioc, SIGINT, SIGTERM),
+        drain_timer(ioc) {}
+
+  /// What a connection exposes to the drain: its socket's executor and whether it waits idle.
+  struct Connection {
+    beast::tcp_stream* stream;
+    bool idle = true;  // guarded by the connection's strand
+  };
+
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> session(tcp::socket socket);
+  net::awaitable<HttpResponse> answer(HttpRequest& request);
+  void begin_drain();
+  void connection_done();
+
+  ServerOptions options;
+  Api& api;
+  net::io_context ioc;
+  net::thread_pool workers;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::steady_timer drain_timer;
+  std::atomic<size_t> worker_queue{0};
+  std::atomic<bool> draining{false};
+
+  std::mutex connections_mutex;
+  std::unordered_set<std::shared_ptr<Connection>> connections;
+};
+
+HttpServer::HttpServer(ServerOptions options, Api& api)
+    : impl_(std::make_unique<Impl>(std::move(options), api)) {}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::listen() {
+  auto& o = impl_->options;
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(o.address, ec);
+  if (ec) throw std::runtime_error("cannot listen on \"" + o.address + "\": not an IP address");
+  const tcp::endpoint endpoint{address, o.port};
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + o.address + ":" + std::to_string(o.port) + ": " +
+                             ec.message());
+  }
+}
+
+uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void HttpServer::run() {
+  auto& impl = *impl_;
+  impl.signals.async_wait([&impl](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: draining", signal);
+    impl.begin_drain();
+  });
+  net::co_spawn(impl.ioc, impl.accept_loop(), net::detached);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < impl.options.io_threads; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  impl.ioc.run();
+  for (auto& t : threads) t.join();
+  impl.workers.join();
+}
+
+void HttpServer::Impl::begin_drain() {
+  if (draining.exchange(true)) return;
+  boost::system::error_code ignored;
+  acceptor.close(ignored);
+  signals.cancel(ignored);
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(connections_mutex);
+    open.assign(connections.begin(), connections.end());
+  }
+  // Idle connections are closed now; busy ones close after their response.
+  for (auto& c : open) {
+    net::post(c->stream->get_executor(), [c] {
+      if (c->idle) c->stream->socket().cancel();
+    });
+  }
+  drain_timer.expires_after(options.drain_timeout);
+  drain_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    spdlog::warn("drain timeout: stopping with requests in flight");
+    ioc.stop();
+  });
+  if (open.empty()) drain_timer.cancel();
+}
+
+void HttpServer::Impl::connection_done() {
+  if (!draining.load()) return;
+  std::lock_guard lock(connections_mutex);
+  if (connections.empty()) net::post(ioc, [this] { drain_timer.cancel(); });
+}
+
+net::awaitable<void> HttpServer::Impl::accept_loop() {
+  while (acceptor.is_open()) {
+    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc), use_tuple);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      // Out of file descriptors and similar: back off instead of spinning.
+      net::steady_timer pause(ioc, std::chrono::milliseconds{50});
+      co_await pause.async_wait(use_tuple);
+      continue;
+    }
+    auto executor = socket.get_executor();
+    net::co_spawn(executor, session(std::move(socket)), net::detached);
+  }
+}
+
+net::awaitable<HttpResponse> HttpServer::Impl::answer(HttpRequest& request) {
+  if (!api.needs_worker(request)) co_return api.handle(request);
+  if (worker_queue.fetch_add(1) >= options.worker_queue_max) {
+    worker_queue.fetch_sub(1);
+    co_return problem(make_error(Errc::overloaded, "too many requests are waiting; retry shortly"));
+  }
+  auto response = co_await net::co_spawn(
+      workers.get_executor(),
+      [this, &request]() -> net::awaitable<HttpResponse> { co_return api.handle(request); },
+      net::use_awaitable);
+  worker_queue.fetch_sub(1);
+  co_return response;
+}
+
+net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+  const auto remote = stream.socket().remote_endpoint(ignored).address().to_string();
+  auto connection = std::make_shared<Connection>(Connection{&stream});
+  size_t open_connections = 0;
+  {
+    std::lock_guard lock(connections_mutex);
+    connections.insert(connection);
+    open_connections = connections.size();
+  }
+  api.metrics().connection_opened();
+
+  auto write = [&](HttpResponse response, bool keep_alive,
+                   const std::string& request_id) -> net::awaitable<bool> {
+    bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status), 11};
+    message.set(bhttp::field::server, "boxoffice");
+    if (!response.content_type.empty()) message.set(bhttp::field::content_type, response.content_type);
+    message.set("X-Request-Id", request_id);
+    for (auto& [name, value] : response.headers) message.set(name, value);
+    message.body() = std::move(response.body);
+    message.keep_alive(keep_alive && !response.close && !draining.load());
+    message.prepare_payload();
+    stream.expires_after(options.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(stream, message, use_tuple);
+    co_return !ec && message.keep_alive();
+  };
+
+  if (open_connections > options.connections_max || draining.load()) {
+    co_await write(problem(make_error(Errc::overloaded, "too many open connections")), false,
+                   new_id("req"));
+  } else {
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.header_limit_bytes));
+      parser.body_limit(options.body_limit_bytes);
+      connection->idle = true;
+      if (draining.load()) break;
+      stream.expires_after(options.request_timeout);
+      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      connection->idle = false;
+      if (ec) {
+        std::optional<HttpResponse> refusal;
+        if (ec == bhttp::error::header_limit) {
+          refusal = protocol_problem(431, "header_too_large", "Request header fields too large",
+                                     "the request head is over " +
+                                         std::to_string(options.header_limit_bytes) + " bytes");
+        } else if (ec == bhttp::error::body_limit) {
+          refusal = protocol_problem(413, "body_too_large", "Content too large",
+                                     "the body is over " + std::to_string(options.body_limit_bytes) +
+                                         " bytes");
+        } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+          refusal = protocol_problem(400, "bad_request", "Bad request",
+                                     "the request is not valid HTTP/1.1: " + ec.message());
+        }
+        if (refusal) co_await write(std::move(*refusal), false, new_id("req"));
+        break;  // end of stream, timeout (a slow or idle client), reset: just close
+      }
+      auto& message = parser.get();
+      HttpRequest request;
+      request.method = std::string{message.method_string()};
+      const std::string_view target = message.target();
+      const auto question = target.find('?');
+      request.path = std::string{target.substr(0, question)};
+      if (question != std::string_view::npos) request.query = std::string{target.substr(question + 1)};
+      for (const auto& field : message) {
+        request.headers.emplace_back(std::string{field.name_string()}, std::string{field.value()});
+      }
+      request.body = std::move(message.body());
+      request.remote_address = remote;
+      const auto incoming_id = request.header("X-Request-Id");
+      const std::string request_id =
+          incoming_id && is_valid_request_id(*incoming_id) ? std::string{*incoming_id} : new_id("req");
+      const bool keep_alive = message.keep_alive();
+      auto response = co_await answer(request);
+      if (!co_await write(std::move(response), keep_alive, request_id)) break;
+    }
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
+  api.metrics().connection_closed();
+  {
+    std::lock_guard lock(connections_mutex);
+    connections.erase(connection);
+  }
+  connection_done();
+}
+
+}  // namespace boxoffice::http

@@ -84,12 +84,12 @@ class SeatLockStore {
   /// invalid_state (checked out or released).
   virtual Result<Hold> release(const std::string& hold_id, Timestamp now) = 0;
 
-  /// Checkout's first step: the hold must be active at `now`; it becomes checked_out and its seats
-  /// stay held until `held_until` (the payment window). Returns the hold as it was before, with
-  /// its original expires_at, which the bookings store checks again in its transaction.
-  /// Errors: not_found, hold_expired, invalid_state (already checked out or released).
-  virtual Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now,
-                                      Timestamp held_until) = 0;
+  /// Checkout's first step: the hold must be active at `now`; it becomes checked_out. From then
+  /// on expiry no longer frees its seats: they stay held until the booking's outcome sells or
+  /// releases them (the payment pipeline). Returns the hold as it was before (active, with its
+  /// expires_at and fence), which the bookings store checks again in its transaction.
+  /// Errors: not_found, hold_expired (expired or released), invalid_state (already checked out).
+  virtual Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now) = 0;
 
   /// Undoes begin_checkout when the booking could not be written: back to active with the
   /// original expiry if `keep` (an engine failure, the buyer may retry), else released.

@@ -1,0 +1,60 @@
+#pragma once
+// Every setting has a flag, an environment variable and a config-file key; a flag beats a
+// variable, a variable beats the file, the file beats the default. One table (config.cpp) defines
+// them all, so the three sources cannot drift apart.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace boxoffice::app {
+
+struct Config {
+  std::string config_file;  // --config / BOXOFFICE_CONFIG: a TOML file of the keys below
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  std::string jwt_secret;  // empty: serve generates one and prints it
+  std::string jwt_issuer = "boxoffice";
+  std::string jwt_audience = "boxoffice";
+  uint32_t jwt_leeway_seconds = 30;
+  uint32_t io_threads = 0;      // 0: one per core
+  uint32_t worker_threads = 0;  // 0: four per core, at least 8
+  uint32_t worker_queue_max = 4096;
+  uint32_t connections_max = 20'000;
+  uint32_t request_timeout_seconds = 30;
+  uint32_t drain_timeout_seconds = 15;
+  std::string log_level = "info";
+
+  // Engines of later steps: refused with a clear message until their adapters exist.
+  std::string redis_url, postgres_url, nats_url, payment_provider_url, jwt_keys;
+  std::string roles, booking_url, waitlist_url, internal_secret, rate_limits;
+};
+
+/// Registers every setting's flag on a (sub)command. Values are kept until resolve().
+class Settings {
+ public:
+  explicit Settings(Config& config);
+  ~Settings();
+  void add_flags(CLI::App& command);
+  /// Applies flags, then environment, then the config file, then defaults. Returns an error
+  /// message naming the setting and its source, or nullopt.
+  std::optional<std::string> resolve();
+
+ private:
+  struct Entry;
+  Config& config_;
+  std::vector<Entry> entries_;
+};
+
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+};
+std::optional<ListenAddress> parse_listen(const std::string& text);
+
+}  // namespace boxoffice::app

@@ -1,0 +1,164 @@
+#include "http/api.h"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+#include <chrono>
+
+#include "http/problem.h"
+
+namespace boxoffice::http {
+
+namespace {
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < length; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xF]);
+  }
+  return out;
+}
+
+bool is_valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  for (unsigned char c : key) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+Result<Caller> authenticate(const HttpRequest& request, const jwt::VerifierConfig& config,
+                            Timestamp now) {
+  const auto header = request.header("Authorization");
+  if (!header) return Caller{};
+  constexpr std::string_view scheme = "Bearer ";
+  if (header->size() <= scheme.size() || strncasecmp(header->data(), scheme.data(), scheme.size()) != 0) {
+    return make_error(Errc::unauthorized, "the Authorization header must be \"Bearer <token>\"");
+  }
+  auto claims = jwt::verify(header->substr(scheme.size()), config, now);
+  if (!claims) return claims.take_error();
+  Caller caller{claims->subject, false};
+  for (const auto& role : claims->roles) caller.admin = caller.admin || role == "admin";
+  return caller;
+}
+
+}  // namespace
+
+Api::Api(ApiOptions options, const Clock& clock, BookingService& bookings,
+         IdempotencyStore& idempotency)
+    : options_(std::move(options)), clock_(clock), bookings_(bookings), idempotency_(idempotency) {
+  add_routes();
+  std::vector<std::string> names;
+  for (const auto& route : router_.routes()) names.push_back(route.method + " " + route.pattern);
+  metrics_ = std::make_unique<Metrics>(std::move(names));
+}
+
+bool Api::needs_worker(const HttpRequest& request) const {
+  const auto match = router_.match(request.method, request.path);
+  const auto* found = std::get_if<Router::Match>(&match);
+  if (!found) return false;
+  return found->route->blocking || (found->route->creates && request.header("Idempotency-Key"));
+}
+
+HttpResponse Api::handle(const HttpRequest& request) {
+  const auto started = std::chrono::steady_clock::now();
+  size_t route_index = metrics_->unmatched();
+  HttpResponse response;
+  try {
+    response = dispatch(request, route_index);
+  } catch (const StorageError& e) {
+    spdlog::error("storage failure on {} {}: {}", request.method, request.path, e.what());
+    response = problem(make_error(Errc::unavailable, "a storage engine did not answer; retry later"));
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected failure on {} {}: {}", request.method, request.path, e.what());
+    response = protocol_problem(500, "internal", "Internal error", "an unexpected error occurred");
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+  metrics_->record(route_index, response.status, elapsed.count());
+  return response;
+}
+
+HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
+  auto match = router_.match(request.method, request.path);
+  if (std::holds_alternative<Router::NoRoute>(match)) {
+    return protocol_problem(404, "not_found", "Not found", "no route " + request.path);
+  }
+  if (auto* wrong = std::get_if<Router::WrongMethod>(&match)) {
+    auto response = protocol_problem(405, "method_not_allowed", "Method not allowed",
+                                     request.method + " is not allowed here; use " + wrong->allow);
+    response.set_header("Allow", wrong->allow);
+    return response;
+  }
+  auto& found = std::get<Router::Match>(match);
+  route_index = found.index;
+  const Route& route = *found.route;
+
+  auto caller = authenticate(request, options_.jwt, clock_.now());
+  if (!caller) return problem(caller.error());
+  if (route.access != Access::anyone && caller->anonymous()) {
+    return problem(make_error(Errc::unauthorized, "this route needs a bearer token"));
+  }
+  if (route.access == Access::admin && !caller->admin) {
+    return problem(make_error(Errc::forbidden, "this route needs the admin role"));
+  }
+  RouteContext context{request, std::move(*caller), std::move(found.params)};
+  if (route.creates) {
+    if (auto key = request.header("Idempotency-Key")) {
+      if (!is_valid_idempotency_key(*key)) {
+        return problem(make_error(Errc::invalid_request,
+                                  "Idempotency-Key must be 1-255 visible ASCII characters"));
+      }
+      return run_idempotent(route, context, *key);
+    }
+  }
+  return route.handler(context);
+}
+
+HttpResponse Api::run_idempotent(const Route& route, const RouteContext& context,
+                                 std::string_view key_view) {
+  const std::string key{key_view};
+  const auto& request = context.request;
+  const auto fingerprint =
+      sha256_hex(request.method + " " + request.path + "?" + request.query + "\n" + request.body);
+  const auto outcome = idempotency_.begin(context.caller.buyer, key, fingerprint, clock_.now(),
+                                          options_.idempotency_lease);
+  if (std::holds_alternative<IdempotencyInFlight>(outcome)) {
+    return problem(make_error(Errc::request_in_progress,
+                              "the first request with this Idempotency-Key has not finished"));
+  }
+  if (std::holds_alternative<IdempotencyMismatch>(outcome)) {
+    return problem(make_error(Errc::idempotency_key_reused,
+                              "this Idempotency-Key was used with a different request"));
+  }
+  if (const auto* stored = std::get_if<StoredResponse>(&outcome)) {
+    HttpResponse replay;
+    replay.status = stored->status;
+    replay.content_type = stored->content_type;
+    replay.body = stored->body;
+    replay.set_header("Idempotent-Replayed", "true");
+    return replay;
+  }
+  HttpResponse response;
+  try {
+    response = route.handler(context);
+  } catch (...) {
+    idempotency_.abandon(context.caller.buyer, key);
+    throw;
+  }
+  // A server-side failure is not an answer worth repeating: let a retry run again.
+  if (response.status >= 500) {
+    idempotency_.abandon(context.caller.buyer, key);
+  } else {
+    idempotency_.complete(context.caller.buyer, key,
+                          {response.status, response.content_type, response.body}, clock_.now());
+  }
+  return response;
+}
+
+}  // namespace boxoffice::http

@@ -1,0 +1,39 @@
+#pragma once
+// Plain request/response values, free of Beast, so routing and handlers compile quickly and can
+// be tested without a socket. The server (server.cpp) converts to and from Beast's types.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace boxoffice::http {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string, percent-decoded
+  std::string query;   // raw, after '?'
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string remote_address;
+
+  /// Case-insensitive header lookup (first occurrence).
+  std::optional<std::string_view> header(std::string_view name) const;
+  /// A query parameter's decoded value.
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool close = false;  // close the connection after this response
+
+  void set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+}  // namespace boxoffice::http

@@ -1,0 +1,78 @@
+#pragma once
+// The Booking Service: events, availability, holds, checkout, bookings and cancellation, written
+// against the ports only. The hot path (holds, availability) touches only the Seat Lock Store and
+// this process's cache of events; the Bookings DB is the arbiter at checkout.
+
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/booking.h"
+#include "domain/caller.h"
+#include "domain/event.h"
+#include "domain/hold.h"
+#include "domain/result.h"
+#include "ports/booking_store.h"
+#include "ports/clock.h"
+#include "ports/seat_lock_store.h"
+
+namespace boxoffice {
+
+struct EventStats {
+  std::string event_id;
+  std::vector<SectionAvailability> sections;
+  BookingCounts bookings;
+};
+
+class BookingService {
+ public:
+  BookingService(const Clock& clock, SeatLockStore& locks, BookingStore& bookings);
+
+  /// Start-up: loads every event into the Seat Lock Store and replays the live bookings into it,
+  /// so sold seats stay sold and seats of bookings awaiting payment stay held. Also raises the
+  /// lock store's fence floor above every fence the bookings store has seen.
+  void recover();
+
+  /// Admin only. Fills id and created_at; sale_opens_at must already be set (the API defaults it
+  /// to the time of the request).
+  Result<Event> create_event(const Caller& caller, Event event);
+  std::vector<Event> list_events();
+  Result<Event> get_event(const std::string& event_id);
+  Result<std::vector<SectionAvailability>> availability(const std::string& event_id);
+  Result<std::vector<SeatState>> seats(const std::string& event_id, const std::string& section_id,
+                                       const std::optional<std::string>& row);
+  /// Admin only.
+  Result<EventStats> stats(const Caller& caller, const std::string& event_id);
+
+  Result<Hold> create_hold(const Caller& caller, const std::string& event_id,
+                           const HoldSelection& selection);
+  Result<Hold> get_hold(const Caller& caller, const std::string& hold_id);
+  Result<Hold> release_hold(const Caller& caller, const std::string& hold_id);
+
+  /// Turns an active hold into a pending_payment booking (and its payment job). Checking out a
+  /// hold that is already checked out returns its booking.
+  Result<Booking> checkout(const Caller& caller, const std::string& hold_id,
+                           const std::string& payment_method);
+  Result<Booking> get_booking(const Caller& caller, const std::string& booking_id);
+  std::vector<Booking> list_bookings(const Caller& caller);
+  /// A confirmed booking becomes cancelled, with a refund job in the same transaction.
+  Result<Booking> cancel_booking(const Caller& caller, const std::string& booking_id);
+
+  static constexpr size_t bookings_list_max = 500;
+
+ private:
+  std::shared_ptr<const Event> find_event(const std::string& event_id);
+
+  const Clock& clock_;
+  SeatLockStore& locks_;
+  BookingStore& bookings_;
+
+  // Events never change once created, so every instance may cache them for good.
+  std::shared_mutex events_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const Event>> events_;
+};
+
+}  // namespace boxoffice
