@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "http/jwt.h"
+#include "support/free_port.h"
 
 namespace boxoffice::testing {
 namespace {

@@ -1,1 +1,724 @@
-// placeholder: being written
+#include "adapters/sqlite/sqlite_booking_store.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string_view>
+
+namespace boxoffice {
+
+namespace {
+
+namespace json = boost::json;
+
+// --- schema ------------------------------------------------------------------------------------
+
+struct Migration {
+  int64_t version;
+  std::string_view name;
+  std::string_view sql;
+};
+
+// Append only: a migration that has shipped is never edited, the next change is a new version.
+constexpr Migration kMigrations[] = {
+    {1, "bookings, seats, sales, fences, outbox, idempotency", R"sql(
+CREATE TABLE events (
+  id            TEXT PRIMARY KEY,
+  starts_at_ms  INTEGER NOT NULL,
+  body          TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX events_by_start ON events (starts_at_ms, id);
+
+CREATE TABLE bookings (
+  id               TEXT PRIMARY KEY,
+  event_id         TEXT NOT NULL REFERENCES events (id),
+  hold_id          TEXT NOT NULL UNIQUE,
+  buyer            TEXT NOT NULL,
+  section          TEXT NOT NULL,
+  quantity         INTEGER NOT NULL CHECK (quantity > 0),
+  amount           INTEGER NOT NULL,
+  currency         TEXT NOT NULL,
+  payment_method   TEXT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN
+                     ('pending_payment', 'confirmed', 'payment_failed', 'cancelled', 'refunded')),
+  fence            INTEGER NOT NULL,
+  seats            TEXT NOT NULL,
+  created_at_ms    INTEGER NOT NULL,
+  updated_at_ms    INTEGER NOT NULL,
+  payment_attempts INTEGER NOT NULL DEFAULT 0,
+  last_error       TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX bookings_by_buyer ON bookings (buyer, created_at_ms);
+CREATE INDEX bookings_by_event_status ON bookings (event_id, status);
+
+CREATE TABLE booking_seats (
+  booking_id TEXT NOT NULL REFERENCES bookings (id),
+  event_id   TEXT NOT NULL,
+  seat_id    TEXT NOT NULL,
+  live       INTEGER NOT NULL CHECK (live IN (0, 1)),
+  PRIMARY KEY (booking_id, seat_id)
+) STRICT;
+-- The arbiter of reserved seats: a seat can be in one live booking only.
+CREATE UNIQUE INDEX booking_seats_live ON booking_seats (event_id, seat_id) WHERE live = 1;
+
+CREATE TABLE section_sales (
+  event_id   TEXT NOT NULL REFERENCES events (id),
+  section_id TEXT NOT NULL,
+  kind       TEXT NOT NULL CHECK (kind IN ('general', 'reserved')),
+  capacity   INTEGER NOT NULL,
+  sold       INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= capacity),
+  PRIMARY KEY (event_id, section_id)
+) STRICT;
+
+CREATE TABLE seat_fences (
+  event_id TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  fence    INTEGER NOT NULL,
+  PRIMARY KEY (event_id, resource)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE outbox (
+  sequence      INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind          TEXT NOT NULL CHECK (kind IN ('charge', 'refund')),
+  booking_id    TEXT NOT NULL REFERENCES bookings (id),
+  created_at_ms INTEGER NOT NULL,
+  taken         INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX outbox_untaken ON outbox (sequence) WHERE taken = 0;
+
+CREATE TABLE idempotency (
+  buyer         TEXT NOT NULL,
+  key           TEXT NOT NULL,
+  fingerprint   TEXT NOT NULL,
+  state         TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
+  status        INTEGER,
+  content_type  TEXT,
+  body          BLOB,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (buyer, key)
+) STRICT;
+CREATE INDEX idempotency_by_age ON idempotency (created_at_ms);
+)sql"},
+};
+
+constexpr std::string_view kCreateMigrationsTable =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT";
+constexpr SqlQuery kNewestMigration{"migrations.newest",
+                                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"};
+constexpr SqlQuery kMigrationApplied{"migrations.applied",
+                                     "SELECT 1 FROM schema_migrations WHERE version = ?1"};
+constexpr SqlQuery kRecordMigration{
+    "migrations.record", "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)"};
+
+// Each migration runs in its own write transaction, which also keeps two processes opening the
+// same file from running one twice.
+void migrate(SqliteConnection& connection) {
+  connection.execute_script("migrations.create_table", kCreateMigrationsTable);
+  const int64_t known = std::size(kMigrations) == 0 ? 0 : std::end(kMigrations)[-1].version;
+  int64_t newest = 0;
+  {
+    auto statement = connection.prepare(kNewestMigration);
+    if (statement.step()) newest = statement.column_int64(0);
+  }
+  if (newest > known) {
+    throw StorageError("sqlite: the bookings database has schema version " +
+                       std::to_string(newest) + ", newer than this build knows (" +
+                       std::to_string(known) + ")");
+  }
+  for (const auto& migration : kMigrations) {
+    SqliteTransaction tx(connection, TxMode::write);
+    if (connection.query(kMigrationApplied, migration.version).step()) continue;
+    connection.execute_script(migration.name, migration.sql);
+    connection.query(kRecordMigration, migration.version, migration.name).execute();
+    tx.commit();
+  }
+}
+
+// --- queries -----------------------------------------------------------------------------------
+
+constexpr SqlQuery kInsertEvent{
+    "events.insert",
+    "INSERT INTO events (id, starts_at_ms, body, created_at_ms) VALUES (?1, ?2, ?3, ?4)"};
+constexpr SqlQuery kSelectEvent{"events.select", "SELECT body FROM events WHERE id = ?1"};
+constexpr SqlQuery kListEvents{"events.list", "SELECT body FROM events ORDER BY starts_at_ms, id"};
+
+constexpr SqlQuery kInsertSection{
+    "section_sales.insert",
+    "INSERT INTO section_sales (event_id, section_id, kind, capacity, sold) "
+    "VALUES (?1, ?2, ?3, ?4, 0)"};
+constexpr SqlQuery kSelectSectionKind{
+    "section_sales.select_kind",
+    "SELECT kind FROM section_sales WHERE event_id = ?1 AND section_id = ?2"};
+constexpr SqlQuery kTakeCapacity{"section_sales.take",
+                                 "UPDATE section_sales SET sold = sold + ?3 "
+                                 "WHERE event_id = ?1 AND section_id = ?2 AND sold + ?3 <= capacity"};
+constexpr SqlQuery kGiveBackCapacity{
+    "section_sales.give_back",
+    "UPDATE section_sales SET sold = sold - ?3 "
+    "WHERE event_id = ?1 AND section_id = ?2 AND kind = 'general'"};
+
+// Records the hold's fence on a seat unless a newer holder has already booked it: no change
+// means the hold is fenced out.
+constexpr SqlQuery kClaimFence{
+    "seat_fences.claim",
+    "INSERT INTO seat_fences (event_id, resource, fence) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (event_id, resource) DO UPDATE SET fence = excluded.fence "
+    "WHERE excluded.fence >= seat_fences.fence"};
+
+#define BOOKING_COLUMNS                                                                      \
+  "id, event_id, hold_id, buyer, section, quantity, amount, currency, payment_method, status, " \
+  "fence, seats, created_at_ms, updated_at_ms, payment_attempts, last_error"
+
+constexpr SqlQuery kInsertBooking{
+    "bookings.insert",
+    "INSERT INTO bookings (" BOOKING_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"};
+constexpr SqlQuery kSelectBooking{"bookings.select",
+                                  "SELECT " BOOKING_COLUMNS " FROM bookings WHERE id = ?1"};
+constexpr SqlQuery kSelectBookingByHold{
+    "bookings.select_by_hold", "SELECT " BOOKING_COLUMNS " FROM bookings WHERE hold_id = ?1"};
+constexpr SqlQuery kListBookingsOfBuyer{
+    "bookings.list_of_buyer",
+    "SELECT " BOOKING_COLUMNS
+    " FROM bookings WHERE buyer = ?1 ORDER BY created_at_ms DESC, id DESC LIMIT ?2"};
+constexpr SqlQuery kUpdateStatus{
+    "bookings.update_status",
+    "UPDATE bookings SET status = ?3, updated_at_ms = ?4, last_error = ?5 "
+    "WHERE id = ?1 AND status = ?2"};
+// Kept in step with holds_seats() in domain/booking.h.
+constexpr SqlQuery kLiveClaims{
+    "bookings.live_claims",
+    "SELECT hold_id, buyer, section, seats, quantity, status FROM bookings "
+    "WHERE event_id = ?1 AND status IN ('pending_payment', 'confirmed', 'cancelled') "
+    "ORDER BY created_at_ms, id"};
+constexpr SqlQuery kMaxFence{"bookings.max_fence", "SELECT COALESCE(MAX(fence), 0) FROM bookings"};
+constexpr SqlQuery kCounts{"bookings.counts",
+                           "SELECT status, COUNT(*), COALESCE(SUM(amount), 0) FROM bookings "
+                           "WHERE event_id = ?1 GROUP BY status"};
+
+#undef BOOKING_COLUMNS
+
+constexpr SqlQuery kInsertSeat{
+    "booking_seats.insert",
+    "INSERT INTO booking_seats (booking_id, event_id, seat_id, live) VALUES (?1, ?2, ?3, 1)"};
+constexpr SqlQuery kReleaseSeats{"booking_seats.release",
+                                 "UPDATE booking_seats SET live = 0 WHERE booking_id = ?1"};
+
+constexpr SqlQuery kInsertOutbox{
+    "outbox.insert", "INSERT INTO outbox (kind, booking_id, created_at_ms) VALUES (?1, ?2, ?3)"};
+constexpr SqlQuery kPendingOutbox{"outbox.pending",
+                                  "SELECT sequence, kind, booking_id, created_at_ms FROM outbox "
+                                  "WHERE taken = 0 ORDER BY sequence LIMIT ?1"};
+
+constexpr SqlQuery kSelectIdempotency{
+    "idempotency.select",
+    "SELECT fingerprint, state, status, content_type, body, updated_at_ms FROM idempotency "
+    "WHERE buyer = ?1 AND key = ?2"};
+constexpr SqlQuery kInsertIdempotency{
+    "idempotency.insert",
+    "INSERT INTO idempotency (buyer, key, fingerprint, state, created_at_ms, updated_at_ms) "
+    "VALUES (?1, ?2, ?3, 'in_flight', ?4, ?4)"};
+constexpr SqlQuery kTakeOverIdempotency{
+    "idempotency.take_over",
+    "UPDATE idempotency SET created_at_ms = ?3, updated_at_ms = ?3 "
+    "WHERE buyer = ?1 AND key = ?2 AND state = 'in_flight'"};
+// Only an in-flight record is completed: when a lease was taken over, the first response stored
+// is the one every retry gets.
+constexpr SqlQuery kCompleteIdempotency{
+    "idempotency.complete",
+    "UPDATE idempotency SET state = 'done', status = ?3, content_type = ?4, body = ?5, "
+    "updated_at_ms = ?6 WHERE buyer = ?1 AND key = ?2 AND state = 'in_flight'"};
+// A stored response is never forgotten early: a late abandon() must not undo a complete().
+constexpr SqlQuery kAbandonIdempotency{
+    "idempotency.abandon",
+    "DELETE FROM idempotency WHERE buyer = ?1 AND key = ?2 AND state = 'in_flight'"};
+constexpr SqlQuery kPurgeIdempotency{
+    "idempotency.purge",
+    "DELETE FROM idempotency WHERE rowid IN "
+    "(SELECT rowid FROM idempotency WHERE created_at_ms < ?1 LIMIT ?2)"};
+
+// Purging runs in batches so it never holds the write lock long enough to stall checkouts.
+constexpr int64_t kPurgeBatchRows = 10'000;
+
+int64_t to_sql_limit(size_t limit) {
+  return static_cast<int64_t>(
+      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+}
+
+// --- JSON columns ------------------------------------------------------------------------------
+
+std::string text_field(const json::object& object, std::string_view key) {
+  return std::string(object.at(key).as_string());
+}
+
+template <class T>
+T number_field(const json::object& object, std::string_view key) {
+  return object.at(key).to_number<T>();
+}
+
+std::string encode_event(const Event& event) {
+  json::array sections;
+  sections.reserve(event.sections.size());
+  for (const auto& section : event.sections) {
+    json::array rows;
+    rows.reserve(section.rows.size());
+    for (const auto& row : section.rows) {
+      rows.push_back(json::object{{"name", row.name}, {"seats", row.seats}});
+    }
+    sections.push_back(json::object{{"id", section.id},
+                                    {"name", section.name},
+                                    {"kind", to_string(section.kind)},
+                                    {"capacity", section.capacity},
+                                    {"price", section.price},
+                                    {"rows", std::move(rows)}});
+  }
+  return json::serialize(json::object{{"id", event.id},
+                                      {"name", event.name},
+                                      {"starts_at_ms", to_unix_ms(event.starts_at)},
+                                      {"currency", event.currency},
+                                      {"sale_opens_at_ms", to_unix_ms(event.sale_opens_at)},
+                                      {"hold_ttl_seconds", event.hold_ttl_seconds},
+                                      {"max_seats_per_order", event.max_seats_per_order},
+                                      {"max_seats_per_buyer", event.max_seats_per_buyer},
+                                      {"created_at_ms", to_unix_ms(event.created_at)},
+                                      {"sections", std::move(sections)}});
+}
+
+Event decode_event(std::string_view text) {
+  try {
+    const json::value value = json::parse(text);
+    const json::object& object = value.as_object();
+    Event event;
+    event.id = text_field(object, "id");
+    event.name = text_field(object, "name");
+    event.starts_at = from_unix_ms(number_field<int64_t>(object, "starts_at_ms"));
+    event.currency = text_field(object, "currency");
+    event.sale_opens_at = from_unix_ms(number_field<int64_t>(object, "sale_opens_at_ms"));
+    event.hold_ttl_seconds = number_field<uint32_t>(object, "hold_ttl_seconds");
+    event.max_seats_per_order = number_field<uint32_t>(object, "max_seats_per_order");
+    event.max_seats_per_buyer = number_field<uint32_t>(object, "max_seats_per_buyer");
+    event.created_at = from_unix_ms(number_field<int64_t>(object, "created_at_ms"));
+    for (const auto& section_value : object.at("sections").as_array()) {
+      const json::object& section_object = section_value.as_object();
+      Section section;
+      section.id = text_field(section_object, "id");
+      section.name = text_field(section_object, "name");
+      const std::string kind = text_field(section_object, "kind");
+      if (kind == to_string(SectionKind::reserved)) {
+        section.kind = SectionKind::reserved;
+      } else if (kind == to_string(SectionKind::general)) {
+        section.kind = SectionKind::general;
+      } else {
+        throw std::invalid_argument("section kind \"" + kind + "\"");
+      }
+      section.capacity = number_field<uint32_t>(section_object, "capacity");
+      section.price = number_field<int64_t>(section_object, "price");
+      for (const auto& row_value : section_object.at("rows").as_array()) {
+        const json::object& row_object = row_value.as_object();
+        section.rows.push_back(
+            Row{text_field(row_object, "name"), number_field<uint32_t>(row_object, "seats")});
+      }
+      event.sections.push_back(std::move(section));
+    }
+    return event;
+  } catch (const std::exception& e) {
+    throw StorageError(std::string("sqlite: corrupt event row: ") + e.what());
+  }
+}
+
+std::string encode_seats(const std::vector<std::string>& seats) {
+  json::array array;
+  array.reserve(seats.size());
+  for (const auto& seat : seats) array.emplace_back(seat);
+  return json::serialize(array);
+}
+
+std::vector<std::string> decode_seats(std::string_view text) {
+  try {
+    std::vector<std::string> seats;
+    for (const auto& seat : json::parse(text).as_array()) seats.emplace_back(seat.as_string());
+    return seats;
+  } catch (const std::exception& e) {
+    throw StorageError(std::string("sqlite: corrupt seats column: ") + e.what());
+  }
+}
+
+BookingStatus decode_status(const std::string& text) {
+  const auto status = parse_booking_status(text);
+  if (!status) throw StorageError("sqlite: corrupt booking row: status \"" + text + "\"");
+  return *status;
+}
+
+// Reads a row selected with BOOKING_COLUMNS.
+Booking read_booking(const SqliteStatement& row) {
+  Booking booking;
+  booking.id = row.column_text(0);
+  booking.event_id = row.column_text(1);
+  booking.hold_id = row.column_text(2);
+  booking.buyer = row.column_text(3);
+  booking.section = row.column_text(4);
+  booking.quantity = static_cast<uint32_t>(row.column_int64(5));
+  booking.amount = row.column_int64(6);
+  booking.currency = row.column_text(7);
+  booking.payment_method = row.column_text(8);
+  booking.status = decode_status(row.column_text(9));
+  booking.fence = static_cast<uint64_t>(row.column_int64(10));
+  booking.seats = decode_seats(row.column_text(11));
+  booking.created_at = from_unix_ms(row.column_int64(12));
+  booking.updated_at = from_unix_ms(row.column_int64(13));
+  booking.payment_attempts = static_cast<uint32_t>(row.column_int64(14));
+  booking.last_error = row.column_text(15);
+  return booking;
+}
+
+std::optional<Booking> select_one_booking(SqliteConnection& connection, const SqlQuery& query,
+                                          const std::string& key) {
+  auto statement = connection.query(query, key);
+  if (!statement.step()) return std::nullopt;
+  return read_booking(statement);
+}
+
+// A hold as the lock store hands it over has a shape; one that breaks it is a bug upstream and
+// must not become a booking.
+std::optional<Error> check_hold_shape(const Hold& hold, SectionKind kind) {
+  if (hold.quantity == 0) return make_error(Errc::invalid_request, "the hold has no seats");
+  if (kind == SectionKind::general) {
+    if (!hold.seats.empty()) {
+      return make_error(Errc::invalid_request, "a general-admission hold names no seats");
+    }
+    return std::nullopt;
+  }
+  if (hold.seats.size() != hold.quantity) {
+    return make_error(Errc::invalid_request, "the hold's seats do not match its quantity");
+  }
+  const std::set<std::string_view> distinct(hold.seats.begin(), hold.seats.end());
+  if (distinct.size() != hold.seats.size()) {
+    return make_error(Errc::invalid_request, "the hold names a seat twice");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// --- SqliteBookingStore ------------------------------------------------------------------------
+
+SqliteBookingStore::SqliteBookingStore(const std::string& path, size_t connections,
+                                       Millis busy_timeout)
+    : pool_(path, connections, busy_timeout) {
+  auto connection = pool_.acquire();
+  migrate(*connection);
+}
+
+SqliteBookingStore::~SqliteBookingStore() = default;
+
+Status SqliteBookingStore::create_event(const Event& event) {
+  const std::string body = encode_event(event);
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+  try {
+    connection
+        ->query(kInsertEvent, event.id, to_unix_ms(event.starts_at), body,
+                to_unix_ms(event.created_at))
+        .execute();
+  } catch (const UniqueViolation&) {
+    return make_error(Errc::conflict, "an event with id \"" + event.id + "\" already exists");
+  }
+  for (const auto& section : event.sections) {
+    connection->query(kInsertSection, event.id, section.id, to_string(section.kind),
+                      int64_t{section.capacity})
+        .execute();
+  }
+  tx.commit();
+  return Ok{};
+}
+
+std::optional<Event> SqliteBookingStore::get_event(const std::string& event_id) {
+  auto connection = pool_.acquire();
+  auto statement = connection->query(kSelectEvent, event_id);
+  if (!statement.step()) return std::nullopt;
+  return decode_event(statement.column_text(0));
+}
+
+std::vector<Event> SqliteBookingStore::list_events() {
+  auto connection = pool_.acquire();
+  auto statement = connection->prepare(kListEvents);
+  std::vector<Event> events;
+  while (statement.step()) events.push_back(decode_event(statement.column_text(0)));
+  return events;
+}
+
+Result<Booking> SqliteBookingStore::create_booking(const CheckoutRequest& request) {
+  const Hold& hold = request.hold;
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+
+  // Before the expiry check: a retried checkout whose first answer was lost gets its booking,
+  // which stands whatever the time is now.
+  if (auto existing = select_one_booking(*connection, kSelectBookingByHold, hold.id)) {
+    return *std::move(existing);
+  }
+  if (!(request.now < hold.expires_at)) {
+    return make_error(Errc::hold_expired,
+                      "the hold expired at " + format_rfc3339(hold.expires_at));
+  }
+
+  SectionKind kind = SectionKind::general;
+  {
+    auto statement = connection->query(kSelectSectionKind, hold.event_id, hold.section);
+    if (!statement.step()) {
+      return make_error(Errc::not_found, "no section \"" + hold.section + "\" in event \"" +
+                                             hold.event_id + "\"");
+    }
+    kind = statement.column_text(0) == to_string(SectionKind::reserved) ? SectionKind::reserved
+                                                                        : SectionKind::general;
+  }
+  if (auto error = check_hold_shape(hold, kind)) return *std::move(error);
+
+  if (kind == SectionKind::general) {
+    // Many holders share a general section, so a per-section fence would refuse valid holds;
+    // capacity and the expiry check are what protect it.
+    const int64_t taken =
+        connection->query(kTakeCapacity, hold.event_id, hold.section, int64_t{hold.quantity})
+            .execute();
+    if (taken == 0) {
+      return make_error(Errc::sold_out, "section \"" + hold.section + "\" is sold out");
+    }
+  } else {
+    for (const auto& seat : hold.seats) {
+      const int64_t claimed =
+          connection->query(kClaimFence, hold.event_id, seat, static_cast<int64_t>(hold.fence))
+              .execute();
+      if (claimed == 0) {
+        return make_error(Errc::hold_expired,
+                          "the hold was fenced out: seat " + seat + " was booked by a newer hold");
+      }
+    }
+  }
+
+  Booking booking;
+  booking.id = request.booking_id;
+  booking.event_id = hold.event_id;
+  booking.hold_id = hold.id;
+  booking.buyer = hold.buyer;
+  booking.section = hold.section;
+  booking.seats = hold.seats;
+  booking.quantity = hold.quantity;
+  booking.amount = hold.amount;
+  booking.currency = hold.currency;
+  booking.payment_method = request.payment_method;
+  booking.status = BookingStatus::pending_payment;
+  booking.fence = hold.fence;
+  booking.created_at = request.now;
+  booking.updated_at = request.now;
+  try {
+    connection
+        ->query(kInsertBooking, booking.id, booking.event_id, booking.hold_id, booking.buyer,
+                booking.section, int64_t{booking.quantity}, booking.amount, booking.currency,
+                booking.payment_method, to_string(booking.status),
+                static_cast<int64_t>(booking.fence), encode_seats(booking.seats),
+                to_unix_ms(booking.created_at), to_unix_ms(booking.updated_at),
+                int64_t{booking.payment_attempts}, booking.last_error)
+        .execute();
+  } catch (const UniqueViolation&) {
+    // hold_id cannot collide (it was looked up under the write lock), so the id was reused.
+    return make_error(Errc::conflict, "a booking with id \"" + booking.id + "\" already exists");
+  }
+
+  // The partial unique index decides; a refused row aborts only its statement, so every
+  // conflicting seat is found before the whole transaction is rolled back.
+  std::vector<std::string> unavailable;
+  for (const auto& seat : booking.seats) {
+    try {
+      connection->query(kInsertSeat, booking.id, booking.event_id, seat).execute();
+    } catch (const UniqueViolation&) {
+      unavailable.push_back(seat);
+    }
+  }
+  if (!unavailable.empty()) {
+    tx.rollback();
+    Error error = make_error(Errc::seats_unavailable, "some seats are already booked");
+    error.unavailable = std::move(unavailable);
+    return error;
+  }
+
+  connection->query(kInsertOutbox, "charge", booking.id, to_unix_ms(request.now)).execute();
+  tx.commit();
+  return booking;
+}
+
+std::optional<Booking> SqliteBookingStore::get_booking(const std::string& booking_id) {
+  auto connection = pool_.acquire();
+  return select_one_booking(*connection, kSelectBooking, booking_id);
+}
+
+std::optional<Booking> SqliteBookingStore::find_booking_by_hold(const std::string& hold_id) {
+  auto connection = pool_.acquire();
+  return select_one_booking(*connection, kSelectBookingByHold, hold_id);
+}
+
+std::vector<Booking> SqliteBookingStore::list_bookings(const std::string& buyer, size_t limit) {
+  auto connection = pool_.acquire();
+  auto statement = connection->query(kListBookingsOfBuyer, buyer, to_sql_limit(limit));
+  std::vector<Booking> bookings;
+  while (statement.step()) bookings.push_back(read_booking(statement));
+  return bookings;
+}
+
+Result<Booking> SqliteBookingStore::transition(const std::string& booking_id, BookingStatus from,
+                                               BookingStatus to, Timestamp now,
+                                               const std::string& last_error) {
+  if (!can_transition(from, to)) {
+    return make_error(Errc::invalid_state, "a booking cannot go from " +
+                                               std::string(to_string(from)) + " to " +
+                                               std::string(to_string(to)));
+  }
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+  auto booking = select_one_booking(*connection, kSelectBooking, booking_id);
+  if (!booking) return make_error(Errc::not_found, "no booking \"" + booking_id + "\"");
+  if (booking->status != from) {
+    return make_error(Errc::invalid_state,
+                      "the booking is " + std::string(to_string(booking->status)) + ", not " +
+                          std::string(to_string(from)));
+  }
+  connection
+      ->query(kUpdateStatus, booking_id, to_string(from), to_string(to), to_unix_ms(now),
+              last_error)
+      .execute();
+  if (holds_seats(from) && !holds_seats(to)) {
+    connection->query(kReleaseSeats, booking_id).execute();
+    connection
+        ->query(kGiveBackCapacity, booking->event_id, booking->section,
+                int64_t{booking->quantity})
+        .execute();
+  }
+  if (to == BookingStatus::cancelled) {
+    connection->query(kInsertOutbox, "refund", booking_id, to_unix_ms(now)).execute();
+  }
+  tx.commit();
+  booking->status = to;
+  booking->updated_at = now;
+  booking->last_error = last_error;
+  return *std::move(booking);
+}
+
+std::vector<RestoredClaim> SqliteBookingStore::live_claims(const std::string& event_id) {
+  auto connection = pool_.acquire();
+  auto statement = connection->query(kLiveClaims, event_id);
+  std::vector<RestoredClaim> claims;
+  while (statement.step()) {
+    const BookingStatus status = decode_status(statement.column_text(5));
+    RestoredClaim claim;
+    claim.hold_id = statement.column_text(0);
+    claim.buyer = statement.column_text(1);
+    claim.section = statement.column_text(2);
+    claim.seats = decode_seats(statement.column_text(3));
+    claim.quantity = static_cast<uint32_t>(statement.column_int64(4));
+    claim.sold = status != BookingStatus::pending_payment;
+    if (!holds_seats(status)) {
+      throw StorageError("sqlite: bookings.live_claims returned a " +
+                         std::string(to_string(status)) + " booking");
+    }
+    claims.push_back(std::move(claim));
+  }
+  return claims;
+}
+
+uint64_t SqliteBookingStore::max_fence() {
+  auto connection = pool_.acquire();
+  auto statement = connection->prepare(kMaxFence);
+  return statement.step() ? static_cast<uint64_t>(statement.column_int64(0)) : 0;
+}
+
+BookingCounts SqliteBookingStore::counts(const std::string& event_id) {
+  auto connection = pool_.acquire();
+  auto statement = connection->query(kCounts, event_id);
+  BookingCounts counts;
+  while (statement.step()) {
+    const auto count = static_cast<uint32_t>(statement.column_int64(1));
+    const int64_t amount = statement.column_int64(2);
+    switch (decode_status(statement.column_text(0))) {
+      case BookingStatus::pending_payment: counts.pending_payment = count; break;
+      case BookingStatus::confirmed:
+        counts.confirmed = count;
+        counts.revenue += amount;
+        break;
+      case BookingStatus::payment_failed: counts.payment_failed = count; break;
+      case BookingStatus::cancelled:
+        counts.cancelled = count;
+        counts.revenue += amount;
+        break;
+      case BookingStatus::refunded: counts.refunded = count; break;
+    }
+  }
+  return counts;
+}
+
+std::vector<OutboxJob> SqliteBookingStore::pending_outbox(size_t limit) {
+  auto connection = pool_.acquire();
+  auto statement = connection->query(kPendingOutbox, to_sql_limit(limit));
+  std::vector<OutboxJob> jobs;
+  while (statement.step()) {
+    jobs.push_back(OutboxJob{statement.column_int64(0), statement.column_text(1),
+                             statement.column_text(2), from_unix_ms(statement.column_int64(3))});
+  }
+  return jobs;
+}
+
+// --- IdempotencyStore --------------------------------------------------------------------------
+
+IdempotencyOutcome SqliteBookingStore::begin(const std::string& buyer, const std::string& key,
+                                             const std::string& fingerprint, Timestamp now,
+                                             Millis lease) {
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+  {
+    auto statement = connection->query(kSelectIdempotency, buyer, key);
+    if (statement.step()) {
+      if (statement.column_text(0) != fingerprint) return IdempotencyMismatch{};
+      if (statement.column_text(1) == "done") {
+        return StoredResponse{static_cast<int>(statement.column_int64(2)),
+                              statement.column_text(3), statement.column_blob(4)};
+      }
+      if (now - from_unix_ms(statement.column_int64(5)) < lease) return IdempotencyInFlight{};
+      // The first request's lease ran out: its process is taken to have died.
+      statement = {};
+    }
+  }
+  return IdempotencyStarted{};
+}
+
+void SqliteBookingStore::complete(const std::string& buyer, const std::string& key,
+                                  const StoredResponse& response, Timestamp now) {
+  auto connection = pool_.acquire();
+  auto statement = connection->prepare(kCompleteIdempotency);
+  statement.bind(1, buyer).bind(2, key).bind(3, int64_t{response.status});
+  statement.bind(4, response.content_type).bind_blob(5, response.body).bind(6, to_unix_ms(now));
+  statement.execute();
+}
+
+void SqliteBookingStore::abandon(const std::string& buyer, const std::string& key) {
+  auto connection = pool_.acquire();
+  connection->query(kAbandonIdempotency, buyer, key).execute();
+}
+
+size_t SqliteBookingStore::purge(Timestamp now, Millis retention) {
+  const int64_t cutoff_ms = to_unix_ms(now - retention);
+  auto connection = pool_.acquire();
+  size_t purged = 0;
+  for (;;) {
+    SqliteTransaction tx(*connection, TxMode::write);
+    const int64_t deleted =
+        connection->query(kPurgeIdempotency, cutoff_ms, kPurgeBatchRows).execute();
+    tx.commit();
+    purged += static_cast<size_t>(deleted);
+    if (deleted < kPurgeBatchRows) return purged;
+  }
+}
+
+}  // namespace boxoffice
