@@ -1,0 +1,354 @@
+#include "contract/seat_lock_store_contract.h"
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "domain/ids.h"
+
+namespace boxoffice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Timestamp t0 = *parse_rfc3339("2026-12-04T20:00:00Z");
+
+Event concert() {
+  Event e;
+  e.id = new_id("evt");
+  e.name = "Night 1";
+  e.currency = "USD";
+  e.starts_at = t0 + std::chrono::hours{24};
+  e.sale_opens_at = t0;
+  e.hold_ttl_seconds = 300;
+  e.max_seats_per_order = 8;
+  e.max_seats_per_buyer = 8;
+  Section floor{"floor", "Floor", SectionKind::general, 10, 12000, {}};
+  Section orch{"orch", "Orchestra", SectionKind::reserved, 0, 25000, {{"A", 6}, {"B", 4}}};
+  e.sections = {floor, orch};
+  EXPECT_FALSE(validate_and_normalize(e).has_value());
+  return e;
+}
+
+HoldRequest request(const Event& e, std::string buyer, HoldSelection what, Timestamp now = t0) {
+  HoldRequest r;
+  r.hold_id = new_id("hld");
+  r.event_id = e.id;
+  r.buyer = std::move(buyer);
+  r.selection = std::move(what);
+  r.now = now;
+  r.expires_at = now + std::chrono::seconds{e.hold_ttl_seconds};
+  r.buyer_seats_max = e.max_seats_per_buyer;
+  return r;
+}
+
+HoldSelection seats(std::vector<std::string> ids) { return ExactSeats{std::move(ids)}; }
+HoldSelection quantity(std::string section, uint32_t n) { return SectionQuantity{std::move(section), n}; }
+
+SectionAvailability section_of(SeatLockStore& store, const Event& e, const std::string& id,
+                               Timestamp now = t0) {
+  auto sections = store.availability(e.id, now);
+  EXPECT_TRUE(sections.ok());
+  for (const auto& s : *sections) {
+    if (s.id == id) {
+      EXPECT_EQ(s.available + s.held + s.sold, s.capacity) << id;
+      return s;
+    }
+  }
+  ADD_FAILURE() << "no section " << id;
+  return {};
+}
+
+TEST_P(SeatLockStoreContract, HoldsExactSeatsWithPriceAndExpiry) {
+  const auto e = concert();
+  store->add_event(e);
+  auto hold = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
+  ASSERT_TRUE(hold.ok()) << hold.error().detail;
+  EXPECT_EQ(hold->status, HoldStatus::active);
+  EXPECT_EQ(hold->section, "orch");
+  EXPECT_EQ(hold->seats, (std::vector<std::string>{"orch:A:1", "orch:A:2"}));
+  EXPECT_EQ(hold->quantity, 2u);
+  EXPECT_EQ(hold->amount, 50000);
+  EXPECT_EQ(hold->currency, "USD");
+  EXPECT_EQ(hold->expires_at, t0 + 300s);
+  EXPECT_EQ(section_of(*store, e, "orch").held, 2u);
+  auto read = store->get_hold(hold->id, t0 + 1s);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->buyer, "alice");
+  EXPECT_EQ(read->fence, hold->fence);
+}
+
+TEST_P(SeatLockStoreContract, FencesStrictlyIncrease) {
+  const auto e = concert();
+  store->add_event(e);
+  uint64_t last = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto hold = store->hold(request(e, "buyer" + std::to_string(i), quantity("floor", 1)));
+    ASSERT_TRUE(hold.ok());
+    EXPECT_GT(hold->fence, last);
+    last = hold->fence;
+  }
+  store->raise_fence_floor(last + 1000);
+  auto hold = store->hold(request(e, "zed", quantity("floor", 1)));
+  ASSERT_TRUE(hold.ok());
+  EXPECT_GT(hold->fence, last + 1000);
+}
+
+TEST_P(SeatLockStoreContract, OverlappingHoldTakesNothingAndNamesTheTakenSeats) {
+  const auto e = concert();
+  store->add_event(e);
+  ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:A:2", "orch:A:3"}))).ok());
+  auto second = store->hold(request(e, "bob", seats({"orch:A:1", "orch:A:2", "orch:A:3", "orch:A:4"})));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::seats_unavailable);
+  EXPECT_EQ(std::set<std::string>(second.error().unavailable.begin(), second.error().unavailable.end()),
+            (std::set<std::string>{"orch:A:2", "orch:A:3"}));
+  EXPECT_EQ(section_of(*store, e, "orch").held, 2u);
+  // The free seats of the refused request are still free.
+  EXPECT_TRUE(store->hold(request(e, "carol", seats({"orch:A:1", "orch:A:4"}))).ok());
+}
+
+TEST_P(SeatLockStoreContract, GeneralAdmissionIsAllOrNothingOnTheCount) {
+  const auto e = concert();
+  store->add_event(e);
+  ASSERT_TRUE(store->hold(request(e, "alice", quantity("floor", 6))).ok());
+  auto too_many = store->hold(request(e, "bob", quantity("floor", 5)));
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.error().code, Errc::sold_out);
+  auto hold = store->hold(request(e, "bob", quantity("floor", 4)));
+  ASSERT_TRUE(hold.ok());
+  EXPECT_TRUE(hold->seats.empty());
+  const auto floor = section_of(*store, e, "floor");
+  EXPECT_EQ(floor.available, 0u);
+  EXPECT_EQ(floor.held, 10u);
+}
+
+TEST_P(SeatLockStoreContract, BestAvailablePicksAdjacentSeatsNearTheFront) {
+  const auto e = concert();
+  store->add_event(e);
+  ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:A:3"}))).ok());
+  // Row A (6 seats) has no 3 adjacent seats left either side of A:3? It has A:4..A:6.
+  auto hold = store->hold(request(e, "bob", quantity("orch", 3)));
+  ASSERT_TRUE(hold.ok());
+  EXPECT_EQ(hold->seats, (std::vector<std::string>{"orch:A:4", "orch:A:5", "orch:A:6"}));
+  // Now row A has A:1, A:2 free; 4 adjacent seats exist only in row B.
+  auto row_b = store->hold(request(e, "carol", quantity("orch", 4)));
+  ASSERT_TRUE(row_b.ok());
+  EXPECT_EQ(row_b->seats, (std::vector<std::string>{"orch:B:1", "orch:B:2", "orch:B:3", "orch:B:4"}));
+  // Only A:1 and A:2 remain; 3 seats cannot be had.
+  auto none = store->hold(request(e, "dave", quantity("orch", 3)));
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, Errc::sold_out);
+}
+
+TEST_P(SeatLockStoreContract, ExpiryIsJudgedByTheGivenTime) {
+  const auto e = concert();
+  store->add_event(e);
+  auto hold = store->hold(request(e, "alice", seats({"orch:B:1"})));
+  ASSERT_TRUE(hold.ok());
+  // One millisecond before expiry it is still held.
+  EXPECT_EQ(store->get_hold(hold->id, hold->expires_at - 1ms)->status, HoldStatus::active);
+  auto taken = store->hold(request(e, "bob", seats({"orch:B:1"}), hold->expires_at - 1ms));
+  EXPECT_FALSE(taken.ok());
+  // At expires_at it is not: now < expires_at is the rule.
+  EXPECT_EQ(store->get_hold(hold->id, hold->expires_at)->status, HoldStatus::expired);
+  EXPECT_EQ(section_of(*store, e, "orch", hold->expires_at).held, 0u);
+  EXPECT_TRUE(store->hold(request(e, "bob", seats({"orch:B:1"}), hold->expires_at)).ok());
+  auto checkout = store->begin_checkout(hold->id, hold->expires_at);
+  ASSERT_FALSE(checkout.ok());
+  EXPECT_EQ(checkout.error().code, Errc::hold_expired);
+}
+
+TEST_P(SeatLockStoreContract, ReleaseFreesSeatsOnce) {
+  const auto e = concert();
+  store->add_event(e);
+  auto hold = store->hold(request(e, "alice", quantity("floor", 3)));
+  ASSERT_TRUE(hold.ok());
+  auto released = store->release(hold->id, t0 + 1s);
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(released->status, HoldStatus::released);
+  EXPECT_EQ(section_of(*store, e, "floor").available, 10u);
+  auto again = store->release(hold->id, t0 + 2s);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::invalid_state);
+  EXPECT_EQ(section_of(*store, e, "floor").available, 10u);
+
+  auto lapsed = store->hold(request(e, "alice", quantity("floor", 1)));
+  ASSERT_TRUE(lapsed.ok());
+  auto late = store->release(lapsed->id, lapsed->expires_at + 1s);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, Errc::hold_expired);
+}
+
+TEST_P(SeatLockStoreContract, CheckedOutHoldKeepsItsSeatsPastExpiry) {
+  const auto e = concert();
+  store->add_event(e);
+  auto hold = store->hold(request(e, "alice", seats({"orch:A:1"})));
+  ASSERT_TRUE(hold.ok());
+  auto before = store->begin_checkout(hold->id, t0 + 10s);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->status, HoldStatus::active);
+  EXPECT_EQ(before->expires_at, hold->expires_at);
+  EXPECT_EQ(before->fence, hold->fence);
+  auto twice = store->begin_checkout(hold->id, t0 + 11s);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, Errc::invalid_state);
+  const auto later = hold->expires_at + std::chrono::hours{1};
+  EXPECT_EQ(store->get_hold(hold->id, later)->status, HoldStatus::checked_out);
+  EXPECT_EQ(section_of(*store, e, "orch", later).held, 1u);
+  EXPECT_FALSE(store->hold(request(e, "bob", seats({"orch:A:1"}), later)).ok());
+}
+
+TEST_P(SeatLockStoreContract, AbortedCheckoutKeepsOrReleases) {
+  const auto e = concert();
+  store->add_event(e);
+  auto kept = store->hold(request(e, "alice", seats({"orch:A:1"})));
+  auto dropped = store->hold(request(e, "alice", seats({"orch:A:2"})));
+  ASSERT_TRUE(kept.ok() && dropped.ok());
+  ASSERT_TRUE(store->begin_checkout(kept->id, t0).ok());
+  ASSERT_TRUE(store->begin_checkout(dropped->id, t0).ok());
+  store->abort_checkout(kept->id, true);
+  store->abort_checkout(dropped->id, false);
+  EXPECT_EQ(store->get_hold(kept->id, t0 + 1s)->status, HoldStatus::active);
+  EXPECT_EQ(store->get_hold(dropped->id, t0 + 1s)->status, HoldStatus::released);
+  EXPECT_EQ(section_of(*store, e, "orch").held, 1u);
+  // A kept hold still expires on time.
+  EXPECT_EQ(store->get_hold(kept->id, kept->expires_at)->status, HoldStatus::expired);
+}
+
+TEST_P(SeatLockStoreContract, BuyerCapCountsEveryHoldOfTheEvent) {
+  auto e = concert();
+  e.max_seats_per_buyer = 4;
+  store->add_event(e);
+  auto first = store->hold(request(e, "alice", quantity("floor", 3)));
+  ASSERT_TRUE(first.ok());
+  auto over = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, Errc::limit_exceeded);
+  EXPECT_TRUE(store->hold(request(e, "bob", seats({"orch:A:1", "orch:A:2"}))).ok());
+  ASSERT_TRUE(store->release(first->id, t0).ok());
+  EXPECT_TRUE(store->hold(request(e, "alice", quantity("floor", 4))).ok());
+}
+
+TEST_P(SeatLockStoreContract, RefusesBadSelections) {
+  const auto e = concert();
+  store->add_event(e);
+  auto code = [&](HoldSelection what) {
+    auto r = store->hold(request(e, "alice", std::move(what)));
+    return r.ok() ? std::optional<Errc>{} : std::optional<Errc>{r.error().code};
+  };
+  EXPECT_EQ(code(seats({"orch:Z:1"})), Errc::not_found);
+  EXPECT_EQ(code(seats({"orch:A:7"})), Errc::not_found);
+  EXPECT_EQ(code(seats({"orch:A:0"})), Errc::not_found);
+  EXPECT_EQ(code(seats({"floor:A:1"})), Errc::not_found);
+  EXPECT_EQ(code(seats({"orch:A:1", "orch:A:1"})), Errc::invalid_request);
+  EXPECT_EQ(code(quantity("balcony", 1)), Errc::not_found);
+  EXPECT_EQ(code(quantity("floor", 0)), Errc::invalid_request);
+  HoldRequest unknown = request(e, "alice", quantity("floor", 1));
+  unknown.event_id = "evt_nope";
+  EXPECT_EQ(store->hold(unknown).error().code, Errc::not_found);
+  EXPECT_EQ(section_of(*store, e, "orch").held, 0u);
+  EXPECT_EQ(section_of(*store, e, "floor").held, 0u);
+}
+
+TEST_P(SeatLockStoreContract, SeatMapShowsEachSeat) {
+  const auto e = concert();
+  store->add_event(e);
+  ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:B:2"}))).ok());
+  auto all = store->seats(e.id, "orch", std::nullopt, t0);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 10u);
+  EXPECT_EQ((*all)[0].id, "orch:A:1");
+  EXPECT_EQ((*all)[7].id, "orch:B:2");
+  EXPECT_EQ((*all)[7].status, SeatStatus::held);
+  auto row = store->seats(e.id, "orch", std::string{"B"}, t0);
+  ASSERT_TRUE(row.ok());
+  ASSERT_EQ(row->size(), 4u);
+  EXPECT_EQ((*row)[1].status, SeatStatus::held);
+  EXPECT_EQ(store->seats(e.id, "floor", std::nullopt, t0).error().code, Errc::invalid_request);
+  EXPECT_EQ(store->seats(e.id, "orch", std::string{"Q"}, t0).error().code, Errc::not_found);
+}
+
+TEST_P(SeatLockStoreContract, RestoreReplaysSoldAndPendingClaims) {
+  const auto e = concert();
+  store->add_event(e);
+  store->restore(e.id, {{"hld_sold", "alice", "orch", {"orch:A:1", "orch:A:2"}, 2, true},
+                        {"hld_pending", "bob", "floor", {}, 3, false}});
+  auto orch = section_of(*store, e, "orch");
+  EXPECT_EQ(orch.sold, 2u);
+  auto floor = section_of(*store, e, "floor");
+  EXPECT_EQ(floor.held, 3u);
+  EXPECT_EQ(store->get_hold("hld_pending", t0)->status, HoldStatus::checked_out);
+  auto taken = store->hold(request(e, "carol", seats({"orch:A:1"})));
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, Errc::seats_unavailable);
+  auto seat_map = store->seats(e.id, "orch", std::string{"A"}, t0);
+  EXPECT_EQ((*seat_map)[0].status, SeatStatus::sold);
+  // Replaying the same claims again changes nothing.
+  store->restore(e.id, {{"hld_pending", "bob", "floor", {}, 3, false}});
+  EXPECT_EQ(section_of(*store, e, "floor").held, 3u);
+  // Restored claims count against the buyer's cap.
+  auto over = store->hold(request(e, "bob", quantity("floor", 6)));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, Errc::limit_exceeded);
+}
+
+TEST_P(SeatLockStoreContract, RacingBuyersNeverShareASeat) {
+  auto e = concert();
+  e.max_seats_per_buyer = 1000;
+  store->add_event(e);
+  constexpr int kThreads = 8, kAttempts = 400;
+  std::vector<std::vector<Hold>> won(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < kAttempts; ++i) {
+        std::vector<std::string> ids;
+        const int n = 1 + int(rng() % 3);
+        const char row = rng() % 2 ? 'A' : 'B';
+        const int start = 1 + int(rng() % 4);
+        for (int k = 0; k < n; ++k) ids.push_back("orch:" + std::string(1, row) + ":" + std::to_string(start + k));
+        auto hold = store->hold(request(e, "buyer" + std::to_string(t), seats(ids)));
+        if (hold.ok()) {
+          won[t].push_back(*hold);
+          if (rng() % 2) (void)store->release(hold->id, t0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::map<std::string, int> holders;
+  for (const auto& list : won) {
+    for (const auto& h : list) {
+      if (store->get_hold(h.id, t0)->status != HoldStatus::active) continue;
+      for (const auto& s : h.seats) ++holders[s];
+    }
+  }
+  uint32_t held = 0;
+  for (const auto& [seat, count] : holders) {
+    EXPECT_EQ(count, 1) << seat;
+    held += count;
+  }
+  EXPECT_EQ(section_of(*store, e, "orch").held, held);
+}
+
+TEST_P(SeatLockStoreContract, AMillionSeatEventWorksLikeASmallOne) {
+  Event e = concert();
+  Section big{"bowl", "Bowl", SectionKind::reserved, 0, 1000, {}};
+  for (int r = 0; r < 1000; ++r) big.rows.push_back({"R" + std::to_string(r), 1000});
+  e.sections = {big};
+  ASSERT_FALSE(validate_and_normalize(e).has_value());
+  store->add_event(e);
+  auto hold = store->hold(request(e, "alice", quantity("bowl", 4)));
+  ASSERT_TRUE(hold.ok());
+  EXPECT_EQ(hold->seats.front(), "bowl:R0:499");
+  auto exact = store->hold(request(e, "bob", seats({"bowl:R999:1000"})));
+  ASSERT_TRUE(exact.ok());
+  EXPECT_EQ(section_of(*store, e, "bowl").available, 1'000'000u - 5);
+}
+
+}  // namespace
+}  // namespace boxoffice::testing
