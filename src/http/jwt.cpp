@@ -213,8 +213,7 @@ Result<Claims> verify(std::string_view token, const VerifierConfig& config, Time
 }
 
 std::string mint_hs256(std::string_view secret, const MintOptions& options, Timestamp now) {
-  const int64_t iat =
-      std::chrono::floor<std::chrono::seconds>(now).time_since_epoch().count();
+  const int64_t iat = std::chrono::floor<std::chrono::seconds>(now).time_since_epoch().count();
   json::object payload;
   payload["sub"] = options.subject;
   json::array roles;
@@ -238,7 +237,8 @@ std::string base64url_encode(std::string_view bytes) {
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
     const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
+                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
     out += kAlphabet[(n >> 18) & 63];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
@@ -250,7 +250,8 @@ std::string base64url_encode(std::string_view bytes) {
     out += kAlphabet[(n >> 18) & 63];
     out += kAlphabet[(n >> 12) & 63];
   } else if (rest == 2) {
-    const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
+    const uint32_t n =
+        (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
     out += kAlphabet[(n >> 18) & 63];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
@@ -293,7 +294,8 @@ std::string random_secret() {
   if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
     throw std::runtime_error("RAND_bytes failed: no secure randomness available");
   }
-  return base64url_encode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return base64url_encode(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace boxoffice::jwt

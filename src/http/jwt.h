@@ -14,7 +14,7 @@
 namespace boxoffice::jwt {
 
 /// Longest token verify() looks at; anything longer is refused before any parsing.
-inline constexpr std::size_t kTokenBytesMax = 8 * 1024;
+inline constexpr std::size_t kTokenBytesMax = std::size_t{8} * 1024;
 /// Longest accepted "sub" (a buyer id).
 inline constexpr std::size_t kSubjectBytesMax = 255;
 

@@ -32,7 +32,7 @@ std::string resolve_program(const std::string& name) {
   std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   throw_errno(ENOENT, "exec " + name);
@@ -42,7 +42,8 @@ std::vector<std::string> merged_environment(const std::vector<std::string>& extr
   std::map<std::string, std::string> by_name;
   auto add = [&](const std::string& entry) {
     const auto eq = entry.find('=');
-    if (eq == std::string::npos) throw std::invalid_argument("environment entry without '=': " + entry);
+    if (eq == std::string::npos)
+      throw std::invalid_argument("environment entry without '=': " + entry);
     by_name[entry.substr(0, eq)] = entry;
   };
   for (char** e = environ; *e != nullptr; ++e) add(*e);
@@ -79,8 +80,8 @@ int open_log(std::filesystem::path& path, bool& owns) {
 
 // Between fork and exec only async-signal-safe calls are allowed: the parent has other threads
 // (ASan's, gtest's) whose locks may be held in the copied address space.
-[[noreturn]] void exec_child(const char* program, char* const* argv, char* const* envp, int stdin_fd,
-                             int log_fd, int error_fd, pid_t parent) {
+[[noreturn]] void exec_child(const char* program, char* const* argv, char* const* envp,
+                             int stdin_fd, int log_fd, int error_fd, pid_t parent) {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
@@ -103,7 +104,7 @@ int open_log(std::filesystem::path& path, bool& owns) {
 
 }  // namespace
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, std::vector<std::string> env,
+ChildProcess::ChildProcess(std::vector<std::string> argv, const std::vector<std::string>& env,
                            std::filesystem::path log_path)
     : log_path_(std::move(log_path)) {
   if (argv.empty()) throw std::invalid_argument("ChildProcess: empty argv");

@@ -17,7 +17,7 @@ class ChildProcess {
   /// to this process's environment, replacing variables of the same name. Output is appended to
   /// `log_path`, or to a temporary file (removed on destruction) when it is empty. Throws
   /// std::system_error when the program cannot be executed.
-  explicit ChildProcess(std::vector<std::string> argv, std::vector<std::string> env = {},
+  explicit ChildProcess(std::vector<std::string> argv, const std::vector<std::string>& env = {},
                         std::filesystem::path log_path = {});
   /// SIGKILLs the child's process group if the child is still running, then reaps it.
   ~ChildProcess();

@@ -16,8 +16,8 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 // Generous, so a test sees the server's real answer (e.g. all of /metrics) rather than ours.
-constexpr std::size_t kResponseHeadBytesMax = 64 * 1024;
-constexpr std::uint64_t kResponseBodyBytesMax = 64 * 1024 * 1024;
+constexpr std::size_t kResponseHeadBytesMax = std::size_t{64} * 1024;
+constexpr std::uint64_t kResponseBodyBytesMax = std::uint64_t{64} * 1024 * 1024;
 constexpr std::size_t kErrorBodyQuoteBytesMax = 512;
 
 tcp::endpoint loopback(uint16_t port) { return {net::ip::address_v4::loopback(), port}; }
@@ -40,8 +40,8 @@ boost::json::value Response::json() const {
   boost::system::error_code ec;
   boost::json::value value = boost::json::parse(body, ec);
   if (ec) {
-    throw std::runtime_error("response body is not JSON (" + ec.message() + "): " +
-                             body.substr(0, kErrorBodyQuoteBytesMax));
+    throw std::runtime_error("response body is not JSON (" + ec.message() +
+                             "): " + body.substr(0, kErrorBodyQuoteBytesMax));
   }
   return value;
 }
@@ -89,8 +89,8 @@ struct HttpClient::Impl {
     keep_alive = response.keep_alive();
     out.status = static_cast<int>(response.result_int());
     for (const auto& field : response) {
-      auto [it, inserted] = out.headers.try_emplace(std::string(field.name_string()),
-                                                    std::string(field.value()));
+      auto [it, inserted] =
+          out.headers.try_emplace(std::string(field.name_string()), std::string(field.value()));
       if (!inserted) it->second.append(", ").append(field.value());
     }
     out.body = std::move(response.body());

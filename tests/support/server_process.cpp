@@ -81,8 +81,8 @@ void ServerProcess::start() {
   process_->kill(SIGKILL);
   process_->wait_exit(kKillWaitTimeout);
   throw std::runtime_error("boxoffice was not ready after " +
-                           std::to_string(options_.ready_timeout.count()) + " ms (" +
-                           last_attempt + "); its log:\n" + log());
+                           std::to_string(options_.ready_timeout.count()) + " ms (" + last_attempt +
+                           "); its log:\n" + log());
 }
 
 HttpClient ServerProcess::client() const { return HttpClient(port_); }
@@ -91,8 +91,9 @@ std::string ServerProcess::token(const std::string& subject, std::vector<std::st
                                  std::chrono::seconds ttl) const {
   jwt::MintOptions options{subject, std::move(roles), ttl, std::string(kIssuerAndAudience),
                            std::string(kIssuerAndAudience)};
-  return jwt::mint_hs256(secret_, options,
-                         std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()));
+  return jwt::mint_hs256(
+      secret_, options,
+      std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()));
 }
 
 void ServerProcess::kill9() {
@@ -112,8 +113,6 @@ void ServerProcess::restart() {
   start();
 }
 
-std::string ServerProcess::log() const {
-  return process_ ? process_->log() : std::string();
-}
+std::string ServerProcess::log() const { return process_ ? process_->log() : std::string(); }
 
 }  // namespace boxoffice::testing

@@ -141,7 +141,7 @@ TEST(Jwt, RejectsWrongNumberOfParts) {
 TEST(Jwt, RejectsBadBase64) {
   const std::string t = token();
   const auto dot1 = t.find('.');
-  expect_rejected("e30=" + t.substr(dot1), "bad header");                 // padding
+  expect_rejected("e30=" + t.substr(dot1), "bad header");  // padding
   expect_rejected(t.substr(0, dot1) + ".!!!!" + t.substr(t.rfind('.')), "bad signature");
   std::string padded_signature = t + "=";
   expect_rejected(padded_signature, "bad signature");
@@ -158,8 +158,9 @@ TEST(Jwt, RejectsNonJsonPayload) {
 }
 
 TEST(Jwt, RejectsMissingExp) {
-  expect_rejected(token(kHeader, payload_without(R"("sub":"alice","iss":"boxoffice","aud":"boxoffice")")),
-                  "missing exp");
+  expect_rejected(
+      token(kHeader, payload_without(R"("sub":"alice","iss":"boxoffice","aud":"boxoffice")")),
+      "missing exp");
 }
 
 TEST(Jwt, RejectsNonNumericExp) {
@@ -171,14 +172,15 @@ TEST(Jwt, RejectsNonNumericExp) {
 }
 
 TEST(Jwt, RejectsExpiredBeyondLeeway) {
-  expect_rejected(token(kHeader, payload(R"("exp":)" + std::to_string(kNow - 30))), "token expired");
+  expect_rejected(token(kHeader, payload(R"("exp":)" + std::to_string(kNow - 30))),
+                  "token expired");
   expect_rejected(token(kHeader, payload(R"("exp":)" + std::to_string(kNow - 3600))),
                   "token expired");
 }
 
 TEST(Jwt, AcceptsExpiredWithinLeeway) {
-  auto claims = verify(token(kHeader, payload(R"("exp":)" + std::to_string(kNow - 29))), config(),
-                       now_ts());
+  auto claims =
+      verify(token(kHeader, payload(R"("exp":)" + std::to_string(kNow - 29))), config(), now_ts());
   EXPECT_TRUE(claims.ok()) << claims.error().detail;
 }
 
@@ -232,8 +234,8 @@ TEST(Jwt, RejectsMissingEmptyOrOversizedSubject) {
   expect_rejected(token(kHeader, payload(R"("sub":"")")), "bad sub");
   expect_rejected(token(kHeader, payload(R"("sub":42)")), "bad sub");
   expect_rejected(token(kHeader, payload(R"("sub":")" + std::string(256, 'a') + "\"")), "bad sub");
-  EXPECT_TRUE(verify(token(kHeader, payload(R"("sub":")" + std::string(255, 'a') + "\"")),
-                     config(), now_ts())
+  EXPECT_TRUE(verify(token(kHeader, payload(R"("sub":")" + std::string(255, 'a') + "\"")), config(),
+                     now_ts())
                   .ok());
 }
 
@@ -279,7 +281,8 @@ TEST(Jwt, MintThenVerifyRoundTrips) {
 }
 
 TEST(Jwt, MintedTokenOmitsEmptyIssuerAndAudience) {
-  const std::string minted = mint_hs256(kSecret, MintOptions{"dave", {}, seconds(60), "", ""}, now_ts());
+  const std::string minted =
+      mint_hs256(kSecret, MintOptions{"dave", {}, seconds(60), "", ""}, now_ts());
   EXPECT_EQ(detail_of(minted), "wrong issuer");
 }
 
@@ -306,7 +309,7 @@ TEST(Base64Url, MatchesRfc4648Vectors) {
 }
 
 TEST(Base64Url, DecodeIsStrict) {
-  EXPECT_FALSE(base64url_decode("Zg==").has_value());  // padding
+  EXPECT_FALSE(base64url_decode("Zg==").has_value());     // padding
   EXPECT_FALSE(base64url_decode("Zm9v+/8").has_value());  // standard alphabet
   EXPECT_FALSE(base64url_decode("Zm 9v").has_value());
   EXPECT_FALSE(base64url_decode("Zm9vY").has_value());  // a length no encoder produces
