@@ -9,6 +9,7 @@
 
 #include "http/jwt.h"
 #include "http/message.h"
+#include "http/request_handler.h"
 #include "http/metrics.h"
 #include "http/router.h"
 #include "ports/clock.h"
@@ -29,14 +30,16 @@ struct ApiOptions {
   std::vector<ReadinessCheck> readiness;
 };
 
-class Api {
+class Api final : public RequestHandler {
  public:
   Api(ApiOptions options, const Clock& clock, BookingService& bookings,
       IdempotencyStore& idempotency);
 
   /// True when the request's route may block on an engine.
-  bool needs_worker(const HttpRequest& request) const;
-  HttpResponse handle(const HttpRequest& request);
+  bool needs_worker(const HttpRequest& request) const override;
+  HttpResponse handle(const HttpRequest& request) override;
+  void connection_opened() override { metrics_->connection_opened(); }
+  void connection_closed() override { metrics_->connection_closed(); }
 
   Metrics& metrics() { return *metrics_; }
 

@@ -11,7 +11,7 @@
 #include <unordered_set>
 
 #include "domain/ids.h"
-#include "http/api.h"
+#include "http/request_handler.h"
 #include "http/problem.h"
 
 namespace boxoffice::http {
@@ -37,7 +37,7 @@ bool is_valid_request_id(std::string_view id) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(ServerOptions o, Api& a)
+  Impl(ServerOptions o, RequestHandler& a)
       : options(std::move(o)),
         api(a),
         workers(options.worker_threads),
@@ -58,7 +58,7 @@ struct HttpServer::Impl {
   void connection_done();
 
   ServerOptions options;
-  Api& api;
+  RequestHandler& api;
   net::io_context ioc;
   net::thread_pool workers;
   tcp::acceptor acceptor;
@@ -71,7 +71,7 @@ struct HttpServer::Impl {
   std::unordered_set<std::shared_ptr<Connection>> connections;
 };
 
-HttpServer::HttpServer(ServerOptions options, Api& api)
+HttpServer::HttpServer(ServerOptions options, RequestHandler& api)
     : impl_(std::make_unique<Impl>(std::move(options), api)) {}
 
 HttpServer::~HttpServer() = default;
@@ -97,17 +97,25 @@ uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port
 
 void HttpServer::run() {
   auto& impl = *impl_;
-  impl.signals.async_wait([&impl](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("signal {}: draining", signal);
-    impl.begin_drain();
-  });
+  if (impl.options.handle_signals) {
+    impl.signals.async_wait([&impl](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      spdlog::info("signal {}: draining", signal);
+      impl.begin_drain();
+    });
+  } else {
+    impl.signals.clear();
+  }
   net::co_spawn(impl.ioc, impl.accept_loop(), net::detached);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < impl.options.io_threads; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
   impl.ioc.run();
   for (auto& t : threads) t.join();
   impl.workers.join();
+}
+
+void HttpServer::stop() {
+  net::post(impl_->ioc, [impl = impl_.get()] { impl->begin_drain(); });
 }
 
 void HttpServer::Impl::begin_drain() {
@@ -183,7 +191,7 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
     connections.insert(connection);
     open_connections = connections.size();
   }
-  api.metrics().connection_opened();
+  api.connection_opened();
 
   auto write = [&](HttpResponse response, bool keep_alive,
                    const std::string& request_id) -> net::awaitable<bool> {
@@ -254,7 +262,7 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.close();
-  api.metrics().connection_closed();
+  api.connection_closed();
   {
     std::lock_guard lock(connections_mutex);
     connections.erase(connection);

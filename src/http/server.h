@@ -10,7 +10,7 @@
 
 namespace boxoffice::http {
 
-class Api;
+class RequestHandler;
 
 struct ServerOptions {
   std::string address = "127.0.0.1";
@@ -28,11 +28,13 @@ struct ServerOptions {
   Millis drain_timeout{std::chrono::seconds{15}};
   size_t header_limit_bytes = 8 * 1024;  // beyond: 431
   size_t body_limit_bytes = 64 * 1024;   // beyond: 413
+  /// Drain on SIGTERM/SIGINT. Off for a server embedded in another (the in-process simulator).
+  bool handle_signals = true;
 };
 
 class HttpServer {
  public:
-  HttpServer(ServerOptions options, Api& api);
+  HttpServer(ServerOptions options, RequestHandler& handler);
   ~HttpServer();
 
   /// Binds and listens; throws std::runtime_error with a readable message if it cannot.
@@ -41,6 +43,8 @@ class HttpServer {
   /// Serves until SIGTERM or SIGINT, then drains: stops accepting, answers the requests already
   /// read (with Connection: close), closes idle connections, and returns.
   void run();
+  /// Starts the drain from any thread (what SIGTERM does); run() returns when it is done.
+  void stop();
 
  private:
   struct Impl;
