@@ -95,6 +95,14 @@ class SeatLockStore {
   /// original expiry if `keep` (an engine failure, the buyer may retry), else released.
   virtual void abort_checkout(const std::string& hold_id, bool keep) = 0;
 
+  /// Payment approved: a checked-out hold's seats become sold. Repeating it changes nothing.
+  /// not_found when the store does not know the hold (it is rebuilt from the bookings store).
+  virtual Status mark_sold(const std::string& hold_id, Timestamp now) = 0;
+
+  /// Payment failed, or the booking was refunded: a checked-out hold's seats (held or sold) are
+  /// free again and the hold reads as released. Repeating it changes nothing. not_found as above.
+  virtual Status release_booked(const std::string& hold_id, Timestamp now) = 0;
+
   /// Seat counts per section, in the event's section order. not_found for an unknown event.
   virtual Result<std::vector<SectionAvailability>> availability(const std::string& event_id,
                                                                 Timestamp now) = 0;

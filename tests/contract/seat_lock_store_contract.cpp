@@ -352,3 +352,52 @@ TEST_P(SeatLockStoreContract, AMillionSeatEventWorksLikeASmallOne) {
 
 }  // namespace
 }  // namespace boxoffice::testing
+
+namespace boxoffice::testing {
+namespace {
+
+TEST_P(SeatLockStoreContract, PaymentOutcomesSellOrFreeCheckedOutSeats) {
+  const auto e = concert();
+  store->add_event(e);
+  auto paid = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
+  auto declined = store->hold(request(e, "bob", quantity("floor", 3)));
+  ASSERT_TRUE(paid.ok() && declined.ok());
+  ASSERT_TRUE(store->begin_checkout(paid->id, t0).ok());
+  ASSERT_TRUE(store->begin_checkout(declined->id, t0).ok());
+  EXPECT_EQ(store->mark_sold(paid->id, t0).ok(), true);
+  EXPECT_TRUE(store->mark_sold(paid->id, t0).ok());  // a redelivered job changes nothing
+  auto orch = section_of(*store, e, "orch");
+  EXPECT_EQ(orch.sold, 2u);
+  EXPECT_EQ(orch.held, 0u);
+  EXPECT_EQ((*store->seats(e.id, "orch", std::string{"A"}, t0))[0].status, SeatStatus::sold);
+
+  ASSERT_TRUE(store->release_booked(declined->id, t0).ok());
+  ASSERT_TRUE(store->release_booked(declined->id, t0).ok());
+  EXPECT_EQ(section_of(*store, e, "floor").available, 10u);
+  EXPECT_EQ(store->get_hold(declined->id, t0)->status, HoldStatus::released);
+
+  // A refund frees sold seats, and the buyer's cap counts them no more.
+  ASSERT_TRUE(store->release_booked(paid->id, t0).ok());
+  orch = section_of(*store, e, "orch");
+  EXPECT_EQ(orch.sold, 0u);
+  EXPECT_EQ(orch.available, orch.capacity);
+  EXPECT_TRUE(store->hold(request(e, "alice", quantity("floor", 8))).ok());
+
+  auto active = store->hold(request(e, "carol", seats({"orch:B:1"})));
+  ASSERT_TRUE(active.ok());
+  EXPECT_EQ(store->mark_sold(active->id, t0).error().code, Errc::invalid_state);
+  EXPECT_EQ(store->mark_sold("hld_unknown", t0).error().code, Errc::not_found);
+}
+
+TEST_P(SeatLockStoreContract, RestoredSoldClaimsCanBeReleasedByARefund) {
+  const auto e = concert();
+  store->add_event(e);
+  store->restore(e.id, {{"hld_sold", "alice", "orch", {"orch:A:1"}, 1, true}});
+  EXPECT_EQ(section_of(*store, e, "orch").sold, 1u);
+  ASSERT_TRUE(store->release_booked("hld_sold", t0).ok());
+  EXPECT_EQ(section_of(*store, e, "orch").sold, 0u);
+  EXPECT_TRUE(store->hold(request(e, "bob", seats({"orch:A:1"}))).ok());
+}
+
+}  // namespace
+}  // namespace boxoffice::testing

@@ -24,6 +24,7 @@ struct MemorySeatLockStore::HoldRecord {
   Hold hold;
   uint32_t section = 0;
   std::vector<uint32_t> seat_indices;  // reserved sections only
+  bool sold = false;                   // a checked-out hold whose payment was approved
 };
 
 struct MemorySeatLockStore::EventState {
@@ -98,8 +99,10 @@ void MemorySeatLockStore::raise_fence_floor(uint64_t fence) {
 void MemorySeatLockStore::free_seats(EventState& state, HoldRecord& record) {
   auto& section = state.sections[record.section];
   const uint32_t quantity = record.hold.quantity;
-  assert(section.held >= quantity);
-  section.held -= quantity;
+  auto& count = record.sold ? section.sold : section.held;
+  assert(count >= quantity);
+  count -= quantity;
+  record.sold = false;
   if (section.free_index) {
     for (auto index : record.seat_indices) section.status[index] = kFree;
     section.free_index->set_free(record.seat_indices);
@@ -318,6 +321,44 @@ void MemorySeatLockStore::abort_checkout(const std::string& hold_id, bool keep) 
   }
 }
 
+Status MemorySeatLockStore::mark_sold(const std::string& hold_id, Timestamp now) {
+  auto state_ptr = find_event_of_hold(hold_id);
+  if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
+  auto& state = *state_ptr;
+  std::lock_guard lock(state.mutex);
+  reclaim(state, now);
+  auto it = state.holds.find(hold_id);
+  if (it == state.holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
+  auto& record = it->second;
+  if (record.hold.status != HoldStatus::checked_out) {
+    return make_error(Errc::invalid_state, "only a checked-out hold can be sold");
+  }
+  if (record.sold) return Ok{};
+  auto& section = state.sections[record.section];
+  assert(section.held >= record.hold.quantity);
+  section.held -= record.hold.quantity;
+  section.sold += record.hold.quantity;
+  for (auto index : record.seat_indices) section.status[index] = kSold;
+  record.sold = true;
+  return Ok{};
+}
+
+Status MemorySeatLockStore::release_booked(const std::string& hold_id, Timestamp now) {
+  auto state_ptr = find_event_of_hold(hold_id);
+  if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
+  auto& state = *state_ptr;
+  std::lock_guard lock(state.mutex);
+  auto it = state.holds.find(hold_id);
+  if (it == state.holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
+  auto& record = it->second;
+  if (record.hold.status == HoldStatus::released) return Ok{};
+  if (record.hold.status != HoldStatus::checked_out) {
+    return make_error(Errc::invalid_state, "only a checked-out hold's booking can be released");
+  }
+  finish(state, record, HoldStatus::released, now);
+  return Ok{};
+}
+
 void MemorySeatLockStore::restore(const std::string& event_id,
                                   const std::vector<RestoredClaim>& claims) {
   auto state_ptr = find_event(event_id);
@@ -342,7 +383,7 @@ void MemorySeatLockStore::restore(const std::string& event_id,
     }
     (claim.sold ? section.sold : section.held) += claim.quantity;
     state.buyer_seats[claim.buyer] += claim.quantity;
-    if (claim.sold) continue;  // a sold seat needs no hold record
+    record.sold = claim.sold;  // kept, so a refund can release the seats later
     auto& hold = record.hold;
     hold.id = claim.hold_id;
     hold.event_id = event_id;

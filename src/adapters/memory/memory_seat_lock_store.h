@@ -32,6 +32,8 @@ class MemorySeatLockStore final : public SeatLockStore {
   Result<Hold> release(const std::string& hold_id, Timestamp now) override;
   Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now) override;
   void abort_checkout(const std::string& hold_id, bool keep) override;
+  Status mark_sold(const std::string& hold_id, Timestamp now) override;
+  Status release_booked(const std::string& hold_id, Timestamp now) override;
   Result<std::vector<SectionAvailability>> availability(const std::string& event_id,
                                                         Timestamp now) override;
   Result<std::vector<SeatState>> seats(const std::string& event_id, const std::string& section_id,
