@@ -1,11 +1,13 @@
 #include "adapters/sqlite/sqlite_booking_store.h"
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <string_view>
+
+#include <boost/json.hpp>
 
 namespace boxoffice {
 
@@ -119,7 +121,7 @@ constexpr SqlQuery kRecordMigration{
 // same file from running one twice.
 void migrate(SqliteConnection& connection) {
   connection.execute_script("migrations.create_table", kCreateMigrationsTable);
-  const int64_t known = std::size(kMigrations) == 0 ? 0 : std::end(kMigrations)[-1].version;
+  const int64_t known = kMigrations[std::size(kMigrations) - 1].version;
   int64_t newest = 0;
   {
     auto statement = connection.prepare(kNewestMigration);
@@ -154,9 +156,10 @@ constexpr SqlQuery kInsertSection{
 constexpr SqlQuery kSelectSectionKind{
     "section_sales.select_kind",
     "SELECT kind FROM section_sales WHERE event_id = ?1 AND section_id = ?2"};
-constexpr SqlQuery kTakeCapacity{"section_sales.take",
-                                 "UPDATE section_sales SET sold = sold + ?3 "
-                                 "WHERE event_id = ?1 AND section_id = ?2 AND sold + ?3 <= capacity"};
+constexpr SqlQuery kTakeCapacity{
+    "section_sales.take",
+    "UPDATE section_sales SET sold = sold + ?3 "
+    "WHERE event_id = ?1 AND section_id = ?2 AND sold + ?3 <= capacity"};
 constexpr SqlQuery kGiveBackCapacity{
     "section_sales.give_back",
     "UPDATE section_sales SET sold = sold - ?3 "
@@ -170,7 +173,7 @@ constexpr SqlQuery kClaimFence{
     "ON CONFLICT (event_id, resource) DO UPDATE SET fence = excluded.fence "
     "WHERE excluded.fence >= seat_fences.fence"};
 
-#define BOOKING_COLUMNS                                                                      \
+#define BOOKING_COLUMNS                                                                         \
   "id, event_id, hold_id, buyer, section, quantity, amount, currency, payment_method, status, " \
   "fence, seats, created_at_ms, updated_at_ms, payment_attempts, last_error"
 
@@ -340,8 +343,9 @@ std::string encode_seats(const std::vector<std::string>& seats) {
 
 std::vector<std::string> decode_seats(std::string_view text) {
   try {
+    const json::value value = json::parse(text);
     std::vector<std::string> seats;
-    for (const auto& seat : json::parse(text).as_array()) seats.emplace_back(seat.as_string());
+    for (const auto& seat : value.as_array()) seats.emplace_back(seat.as_string());
     return seats;
   } catch (const std::exception& e) {
     throw StorageError(std::string("sqlite: corrupt seats column: ") + e.what());
@@ -429,8 +433,9 @@ Status SqliteBookingStore::create_event(const Event& event) {
     return make_error(Errc::conflict, "an event with id \"" + event.id + "\" already exists");
   }
   for (const auto& section : event.sections) {
-    connection->query(kInsertSection, event.id, section.id, to_string(section.kind),
-                      int64_t{section.capacity})
+    connection
+        ->query(kInsertSection, event.id, section.id, to_string(section.kind),
+                int64_t{section.capacity})
         .execute();
   }
   tx.commit();
@@ -463,16 +468,15 @@ Result<Booking> SqliteBookingStore::create_booking(const CheckoutRequest& reques
     return *std::move(existing);
   }
   if (!(request.now < hold.expires_at)) {
-    return make_error(Errc::hold_expired,
-                      "the hold expired at " + format_rfc3339(hold.expires_at));
+    return make_error(Errc::hold_expired, "the hold expired at " + format_rfc3339(hold.expires_at));
   }
 
   SectionKind kind = SectionKind::general;
   {
     auto statement = connection->query(kSelectSectionKind, hold.event_id, hold.section);
     if (!statement.step()) {
-      return make_error(Errc::not_found, "no section \"" + hold.section + "\" in event \"" +
-                                             hold.event_id + "\"");
+      return make_error(Errc::not_found,
+                        "no section \"" + hold.section + "\" in event \"" + hold.event_id + "\"");
     }
     kind = statement.column_text(0) == to_string(SectionKind::reserved) ? SectionKind::reserved
                                                                         : SectionKind::general;
@@ -582,9 +586,9 @@ Result<Booking> SqliteBookingStore::transition(const std::string& booking_id, Bo
   auto booking = select_one_booking(*connection, kSelectBooking, booking_id);
   if (!booking) return make_error(Errc::not_found, "no booking \"" + booking_id + "\"");
   if (booking->status != from) {
-    return make_error(Errc::invalid_state,
-                      "the booking is " + std::string(to_string(booking->status)) + ", not " +
-                          std::string(to_string(from)));
+    return make_error(Errc::invalid_state, "the booking is " +
+                                               std::string(to_string(booking->status)) + ", not " +
+                                               std::string(to_string(from)));
   }
   connection
       ->query(kUpdateStatus, booking_id, to_string(from), to_string(to), to_unix_ms(now),
@@ -593,8 +597,7 @@ Result<Booking> SqliteBookingStore::transition(const std::string& booking_id, Bo
   if (holds_seats(from) && !holds_seats(to)) {
     connection->query(kReleaseSeats, booking_id).execute();
     connection
-        ->query(kGiveBackCapacity, booking->event_id, booking->section,
-                int64_t{booking->quantity})
+        ->query(kGiveBackCapacity, booking->event_id, booking->section, int64_t{booking->quantity})
         .execute();
   }
   if (to == BookingStatus::cancelled) {
@@ -643,17 +646,23 @@ BookingCounts SqliteBookingStore::counts(const std::string& event_id) {
     const auto count = static_cast<uint32_t>(statement.column_int64(1));
     const int64_t amount = statement.column_int64(2);
     switch (decode_status(statement.column_text(0))) {
-      case BookingStatus::pending_payment: counts.pending_payment = count; break;
+      case BookingStatus::pending_payment:
+        counts.pending_payment = count;
+        break;
       case BookingStatus::confirmed:
         counts.confirmed = count;
         counts.revenue += amount;
         break;
-      case BookingStatus::payment_failed: counts.payment_failed = count; break;
+      case BookingStatus::payment_failed:
+        counts.payment_failed = count;
+        break;
       case BookingStatus::cancelled:
         counts.cancelled = count;
         counts.revenue += amount;
         break;
-      case BookingStatus::refunded: counts.refunded = count; break;
+      case BookingStatus::refunded:
+        counts.refunded = count;
+        break;
     }
   }
   return counts;
@@ -677,19 +686,26 @@ IdempotencyOutcome SqliteBookingStore::begin(const std::string& buyer, const std
                                              Millis lease) {
   auto connection = pool_.acquire();
   SqliteTransaction tx(*connection, TxMode::write);
+  bool exists = false;
   {
     auto statement = connection->query(kSelectIdempotency, buyer, key);
     if (statement.step()) {
       if (statement.column_text(0) != fingerprint) return IdempotencyMismatch{};
       if (statement.column_text(1) == "done") {
-        return StoredResponse{static_cast<int>(statement.column_int64(2)),
-                              statement.column_text(3), statement.column_blob(4)};
+        return StoredResponse{static_cast<int>(statement.column_int64(2)), statement.column_text(3),
+                              statement.column_blob(4)};
       }
       if (now - from_unix_ms(statement.column_int64(5)) < lease) return IdempotencyInFlight{};
-      // The first request's lease ran out: its process is taken to have died.
-      statement = {};
+      exists = true;
     }
   }
+  if (exists) {
+    // The first request's lease ran out: its process is taken to have died.
+    connection->query(kTakeOverIdempotency, buyer, key, to_unix_ms(now)).execute();
+  } else {
+    connection->query(kInsertIdempotency, buyer, key, fingerprint, to_unix_ms(now)).execute();
+  }
+  tx.commit();
   return IdempotencyStarted{};
 }
 

@@ -2,9 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <stdexcept>
 
 namespace boxoffice {
 
@@ -41,8 +41,10 @@ constexpr SqlQuery kRollback{"tx.rollback", "ROLLBACK"};
   throw_sqlite(rc, what, db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-// Runs `sql`; the first column of the last row it returns, if any, lands in `first_column`.
-void exec(sqlite3* db, const char* sql, std::string* first_column = nullptr) {
+// Runs `sql` (any number of statements); the first column of the last row it returns, if any,
+// lands in `first_column`.
+void exec(sqlite3* db, std::string_view what, const std::string& sql,
+          std::string* first_column = nullptr) {
   char* message = nullptr;
   auto capture = [](void* out, int columns, char** values, char**) -> int {
     if (out != nullptr && columns > 0 && values[0] != nullptr) {
@@ -50,11 +52,11 @@ void exec(sqlite3* db, const char* sql, std::string* first_column = nullptr) {
     }
     return 0;
   };
-  const int rc = sqlite3_exec(db, sql, capture, first_column, &message);
+  const int rc = sqlite3_exec(db, sql.c_str(), capture, first_column, &message);
   if (rc != SQLITE_OK) {
     const std::string text = message != nullptr ? message : sqlite3_errstr(rc);
     sqlite3_free(message);
-    throw_sqlite(rc, sql, text);
+    throw_sqlite(rc, what, text);
   }
 }
 
@@ -85,8 +87,8 @@ SqliteStatement& SqliteStatement::bind(int index, int64_t value) {
 }
 
 SqliteStatement& SqliteStatement::bind(int index, std::string_view text) {
-  const int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8);
+  const int rc =
+      sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) throw_sqlite(sqlite3_db_handle(stmt_), rc, name_);
   return *this;
 }
@@ -137,11 +139,13 @@ bool SqliteStatement::column_is_null(int index) const {
 // --- SqliteConnection --------------------------------------------------------------------------
 
 SqliteConnection::SqliteConnection(const std::string& path, Millis busy_timeout,
-                                   std::timed_mutex* writer_gate)
+                                   SqliteWriterGate* writer_gate)
     : busy_timeout_(busy_timeout), writer_gate_(writer_gate) {
   // Connections are used by one thread at a time (the pool sees to it), so SQLite's own mutexes
   // are not needed, but the library must have been built able to run in several threads.
-  if (sqlite3_threadsafe() == 0) throw StorageError("sqlite: the library was built single-threaded");
+  if (sqlite3_threadsafe() == 0) {
+    throw StorageError("sqlite: the library was built single-threaded");
+  }
   const int flags =
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
@@ -155,13 +159,13 @@ SqliteConnection::SqliteConnection(const std::string& path, Millis busy_timeout,
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
     std::string journal_mode;
-    exec(db_, "PRAGMA journal_mode=WAL", &journal_mode);
+    exec(db_, "open.journal_mode", "PRAGMA journal_mode=WAL", &journal_mode);
     if (journal_mode != "wal") {
       throw StorageError("sqlite: " + path + " cannot use WAL (journal_mode is " + journal_mode +
                          ")");
     }
-    exec(db_, "PRAGMA synchronous=FULL");
-    exec(db_, "PRAGMA foreign_keys=ON");
+    exec(db_, "open.synchronous", "PRAGMA synchronous=FULL");
+    exec(db_, "open.foreign_keys", "PRAGMA foreign_keys=ON");
   } catch (...) {
     sqlite3_close_v2(db_);
     db_ = nullptr;
@@ -199,29 +203,45 @@ SqliteStatement SqliteConnection::prepare(const SqlQuery& query) {
 }
 
 void SqliteConnection::execute_script(std::string_view name, std::string_view sql) {
-  char* message = nullptr;
-  const int rc = sqlite3_exec(db_, std::string{sql}.c_str(), nullptr, nullptr, &message);
-  if (rc != SQLITE_OK) {
-    const std::string text = message != nullptr ? message : sqlite3_errstr(rc);
-    sqlite3_free(message);
-    throw_sqlite(rc, name, text);
-  }
+  exec(db_, name, std::string{sql});
 }
 
 bool SqliteConnection::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+// --- SqliteWriterGate --------------------------------------------------------------------------
+
+bool SqliteWriterGate::enter(Millis timeout) {
+  std::unique_lock lock(mutex_);
+  if (!left_.wait_for(lock, timeout, [this] { return !taken_; })) return false;
+  taken_ = true;
+  return true;
+}
+
+void SqliteWriterGate::leave() {
+  {
+    std::lock_guard lock(mutex_);
+    taken_ = false;
+  }
+  left_.notify_one();
+}
 
 // --- SqliteTransaction -------------------------------------------------------------------------
 
 SqliteTransaction::SqliteTransaction(SqliteConnection& connection, TxMode mode)
     : connection_(connection) {
   if (mode == TxMode::write && connection.writer_gate() != nullptr) {
-    writer_ = std::unique_lock(*connection.writer_gate(), std::defer_lock);
-    if (!writer_.try_lock_for(connection.busy_timeout())) {
+    if (!connection.writer_gate()->enter(connection.busy_timeout())) {
       throw StorageError("sqlite: no write lock after " +
                          std::to_string(connection.busy_timeout().count()) + " ms");
     }
+    entered_gate_ = connection.writer_gate();
   }
-  connection_.prepare(mode == TxMode::write ? kBeginImmediate : kBegin).execute();
+  try {
+    connection_.prepare(mode == TxMode::write ? kBeginImmediate : kBegin).execute();
+  } catch (...) {
+    leave_gate();
+    throw;
+  }
   open_ = true;
 }
 
@@ -236,26 +256,34 @@ SqliteTransaction::~SqliteTransaction() {
 void SqliteTransaction::commit() {
   connection_.prepare(kCommit).execute();
   open_ = false;
-  if (writer_.owns_lock()) writer_.unlock();
+  leave_gate();
 }
 
 void SqliteTransaction::rollback() {
   if (open_) {
     open_ = false;
-    // Some errors (a full disk, an I/O error) make SQLite roll back on its own.
-    if (connection_.in_transaction()) connection_.prepare(kRollback).execute();
+    try {
+      // Some errors (a full disk, an I/O error) make SQLite roll back on its own.
+      if (connection_.in_transaction()) connection_.prepare(kRollback).execute();
+    } catch (...) {
+      leave_gate();
+      throw;
+    }
   }
-  if (writer_.owns_lock()) writer_.unlock();
+  leave_gate();
+}
+
+void SqliteTransaction::leave_gate() {
+  if (entered_gate_ != nullptr) std::exchange(entered_gate_, nullptr)->leave();
 }
 
 // --- SqlitePool --------------------------------------------------------------------------------
 
 SqlitePool::SqlitePool(const std::string& path, size_t connections, Millis busy_timeout)
     : busy_timeout_(busy_timeout) {
-  if (connections == 0 || connections > connections_max) {
-    throw std::invalid_argument("sqlite: a pool has 1 to " + std::to_string(connections_max) +
-                                " connections");
-  }
+  // Callers size the pool by their worker count; past the cap more connections buy nothing,
+  // since SQLite lets one writer in at a time.
+  connections = std::clamp<size_t>(connections, 1, connections_max);
   connections_.reserve(connections);
   idle_.reserve(connections);
   for (size_t i = 0; i < connections; ++i) {
@@ -269,9 +297,8 @@ SqlitePool::~SqlitePool() = default;
 SqlitePool::Lease SqlitePool::acquire() {
   std::unique_lock lock(mutex_);
   if (!idle_changed_.wait_for(lock, busy_timeout_, [this] { return !idle_.empty(); })) {
-    throw StorageError("sqlite: no free connection after " +
-                       std::to_string(busy_timeout_.count()) + " ms (pool of " +
-                       std::to_string(connections_.size()) + ")");
+    throw StorageError("sqlite: no free connection after " + std::to_string(busy_timeout_.count()) +
+                       " ms (pool of " + std::to_string(connections_.size()) + ")");
   }
   SqliteConnection* connection = idle_.back();
   idle_.pop_back();

@@ -80,13 +80,27 @@ class SqliteStatement {
   bool* borrowed_;
 };
 
+// One writer at a time among the connections of a process to one file: writers queue here
+// instead of sleep-polling SQLite's file lock, which is both slower and unfair. Other processes
+// are still kept in order by SQLite's lock and its busy timeout. (Not a std::timed_mutex: its
+// timed lock is invisible to ThreadSanitizer with this toolchain.)
+class SqliteWriterGate {
+ public:
+  // False when the gate stayed taken for `timeout`.
+  bool enter(Millis timeout);
+  void leave();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable left_;
+  bool taken_ = false;
+};
+
 class SqliteConnection {
  public:
-  // `writer_gate`, when given, is shared by every connection of one process to the same file:
-  // writers then queue on it instead of sleep-polling SQLite's file lock, which is both slower
-  // and unfair. Other processes are still kept in order by SQLite's lock and `busy_timeout`.
+  // `writer_gate`, when given, is shared by every connection of the process to the same file.
   SqliteConnection(const std::string& path, Millis busy_timeout,
-                   std::timed_mutex* writer_gate = nullptr);
+                   SqliteWriterGate* writer_gate = nullptr);
   ~SqliteConnection();
   SqliteConnection(const SqliteConnection&) = delete;
   SqliteConnection& operator=(const SqliteConnection&) = delete;
@@ -106,7 +120,7 @@ class SqliteConnection {
 
   bool in_transaction() const;
   Millis busy_timeout() const { return busy_timeout_; }
-  std::timed_mutex* writer_gate() const { return writer_gate_; }
+  SqliteWriterGate* writer_gate() const { return writer_gate_; }
 
  private:
   struct CachedStatement {
@@ -117,7 +131,7 @@ class SqliteConnection {
 
   sqlite3* db_ = nullptr;
   Millis busy_timeout_;
-  std::timed_mutex* writer_gate_;
+  SqliteWriterGate* writer_gate_;
   std::map<std::string, CachedStatement, std::less<>> statements_;
 };
 
@@ -139,13 +153,16 @@ class SqliteTransaction {
   void rollback();
 
  private:
+  void leave_gate();
+
   SqliteConnection& connection_;
-  std::unique_lock<std::timed_mutex> writer_;
+  SqliteWriterGate* entered_gate_ = nullptr;
   bool open_ = false;
 };
 
-// A bounded set of connections to one file. A thread borrows one for a call and gives it back;
-// when none is free it waits, at most the busy timeout, then gets a StorageError.
+// A bounded set of connections to one file (1 to connections_max, whatever is asked). A thread
+// borrows one for a call and gives it back; when none is free it waits, at most the busy
+// timeout, then gets a StorageError.
 class SqlitePool {
  public:
   static constexpr size_t connections_max = 64;
@@ -179,7 +196,7 @@ class SqlitePool {
   void give_back(SqliteConnection* connection);
 
   Millis busy_timeout_;
-  std::timed_mutex writer_gate_;
+  SqliteWriterGate writer_gate_;
   std::vector<std::unique_ptr<SqliteConnection>> connections_;
   std::mutex mutex_;
   std::condition_variable idle_changed_;

@@ -1,0 +1,181 @@
+// The contract suites against the SQLite adapter, each test in a fresh temporary directory, and
+// what only SQLite can be asked: its schema, its locks, its files.
+
+#include "adapters/sqlite/sqlite_booking_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "contract/booking_store_contract.h"
+#include "contract/idempotency_store_contract.h"
+#include "support/temp_dir.h"
+
+namespace boxoffice::testing {
+namespace {
+
+constexpr size_t kConnections = 4;
+
+template <class Port>
+class SqliteStorage final : public StorageUnderTest<Port> {
+ public:
+  std::unique_ptr<Port> open() override {
+    return std::make_unique<SqliteBookingStore>(path(), kConnections);
+  }
+  bool durable() const override { return true; }
+  std::string path() const { return (dir_.path() / "bookings.sqlite3").string(); }
+
+ private:
+  TempDir dir_;
+};
+
+template <class Port>
+AdapterUnderTest<Port> sqlite_adapter() {
+  return {"sqlite", [] { return std::make_unique<SqliteStorage<Port>>(); }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, BookingStoreContract,
+                         ::testing::Values(sqlite_adapter<BookingStore>()),
+                         adapter_test_name<BookingStore>);
+INSTANTIATE_TEST_SUITE_P(Sqlite, IdempotencyStoreContract,
+                         ::testing::Values(sqlite_adapter<IdempotencyStore>()),
+                         adapter_test_name<IdempotencyStore>);
+
+// A plain connection to the file, to look at it from outside the store.
+class RawDatabase {
+ public:
+  explicit RawDatabase(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) ADD_FAILURE() << sqlite3_errmsg(db_);
+    sqlite3_busy_timeout(db_, 5'000);
+  }
+  ~RawDatabase() { sqlite3_close(db_); }
+  RawDatabase(const RawDatabase&) = delete;
+  RawDatabase& operator=(const RawDatabase&) = delete;
+
+  // The SQLite result code of running `sql`.
+  int exec(const std::string& sql) {
+    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  }
+
+  // The first column of the first row, as text ("" when there is none).
+  std::string text(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string result;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return result;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteBookingStoreTest : public ::testing::Test {
+ protected:
+  std::string path() const { return (dir_.path() / "bookings.sqlite3").string(); }
+
+  TempDir dir_;
+};
+
+Event small_event(const std::string& id) {
+  Event event;
+  event.id = id;
+  event.name = id;
+  event.currency = "EUR";
+  event.sections.push_back(
+      Section{"orch", "Orchestra", SectionKind::reserved, 2, 100, {Row{"A", 2}}});
+  return event;
+}
+
+TEST_F(SqliteBookingStoreTest, OpensInWalModeAndMigratesOnce) {
+  { SqliteBookingStore store(path(), 2); }
+  { SqliteBookingStore store(path(), 2); }
+  RawDatabase db(path());
+  EXPECT_EQ(db.text("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(db.text("SELECT COUNT(*) FROM schema_migrations"), "1");
+  EXPECT_EQ(db.text("SELECT MAX(version) FROM schema_migrations"), "1");
+}
+
+TEST_F(SqliteBookingStoreTest, RefusesADatabaseFromANewerBuild) {
+  { SqliteBookingStore store(path(), 1); }
+  {
+    RawDatabase db(path());
+    ASSERT_EQ(db.exec("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')"),
+              SQLITE_OK);
+  }
+  EXPECT_THROW(SqliteBookingStore(path(), 1), StorageError);
+}
+
+TEST_F(SqliteBookingStoreTest, AFileThatIsNotADatabaseIsAStorageError) {
+  std::ofstream(path()) << std::string(8192, 'x');
+  EXPECT_THROW(SqliteBookingStore(path(), 1), StorageError);
+}
+
+TEST_F(SqliteBookingStoreTest, AMissingDirectoryIsAStorageError) {
+  EXPECT_THROW(SqliteBookingStore((dir_.path() / "missing" / "b.sqlite3").string(), 1),
+               StorageError);
+}
+
+TEST_F(SqliteBookingStoreTest, ALockedDatabaseFailsWithinTheBusyTimeout) {
+  SqliteBookingStore store(path(), 2, std::chrono::milliseconds{200});
+  RawDatabase other_process(path());
+  ASSERT_EQ(other_process.exec("BEGIN IMMEDIATE"), SQLITE_OK);
+
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW((void)store.create_event(small_event("ev_1")), StorageError);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{3});
+  // Readers are not blocked by a writer (WAL).
+  EXPECT_FALSE(store.get_event("ev_1").has_value());
+
+  ASSERT_EQ(other_process.exec("COMMIT"), SQLITE_OK);
+  EXPECT_TRUE(store.create_event(small_event("ev_1")).ok());
+}
+
+TEST_F(SqliteBookingStoreTest, TheSchemaItselfRefusesASecondLiveRowForASeat) {
+  SqliteBookingStore store(path(), 1);
+  ASSERT_TRUE(store.create_event(small_event("ev_1")).ok());
+  Hold hold;
+  hold.id = "hld_1";
+  hold.event_id = "ev_1";
+  hold.buyer = "alice";
+  hold.section = "orch";
+  hold.seats = {"orch:A:1"};
+  hold.quantity = 1;
+  hold.expires_at = from_unix_ms(10'000);
+  hold.fence = 1;
+  ASSERT_TRUE(store.create_booking({"bkg_1", hold, "pm_card_ok", from_unix_ms(1'000)}).ok());
+
+  RawDatabase db(path());
+  EXPECT_EQ(db.exec("INSERT INTO booking_seats (booking_id, event_id, seat_id, live) "
+                    "VALUES ('bkg_x', 'ev_1', 'orch:A:1', 1)"),
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(db.exec("INSERT INTO booking_seats (booking_id, event_id, seat_id, live) "
+                    "VALUES ('bkg_x', 'ev_1', 'orch:A:1', 0)"),
+            SQLITE_OK);
+}
+
+TEST_F(SqliteBookingStoreTest, CheckoutInAnUnknownSectionIsNotFound) {
+  SqliteBookingStore store(path(), 1);
+  ASSERT_TRUE(store.create_event(small_event("ev_1")).ok());
+  Hold hold;
+  hold.id = "hld_1";
+  hold.event_id = "ev_1";
+  hold.section = "balcony";
+  hold.quantity = 1;
+  hold.expires_at = from_unix_ms(10'000);
+  auto booking = store.create_booking({"bkg_1", hold, "pm_card_ok", from_unix_ms(1'000)});
+  ASSERT_FALSE(booking.ok());
+  EXPECT_EQ(booking.error().code, Errc::not_found);
+  EXPECT_EQ(store.pending_outbox(10).size(), 0u);
+}
+
+}  // namespace
+}  // namespace boxoffice::testing
