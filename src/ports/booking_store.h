@@ -29,6 +29,8 @@ struct BookingCounts {
   uint32_t cancelled = 0;
   uint32_t refunded = 0;
   int64_t revenue = 0;  // amount of confirmed bookings (cancelled ones count until refunded)
+  uint64_t payment_attempts = 0;  // charge attempts over all bookings of the event
+  uint32_t dead_lettered = 0;     // bookings whose charge job exhausted its deliveries
 };
 
 /// A payment job waiting in the outbox (written in the same transaction as its booking).
@@ -80,8 +82,21 @@ class BookingStore {
   virtual uint64_t max_fence() = 0;
   virtual BookingCounts counts(const std::string& event_id) = 0;
 
-  /// The oldest outbox jobs not yet taken, at most `limit` (the payment pipeline's seam).
+  /// The oldest outbox jobs not yet published, at most `limit`.
   virtual std::vector<OutboxJob> pending_outbox(size_t limit) = 0;
+  /// The relay handed these jobs to the Payment Queue; they leave the outbox.
+  virtual void mark_outbox_published(const std::vector<int64_t>& sequences) = 0;
+
+  /// A charge attempt was made: payment_attempts + 1 and last_error set to `error` (cleared when
+  /// empty); updated_at = now. Errors: not_found.
+  virtual Status record_payment_attempt(const std::string& booking_id, const std::string& error,
+                                        Timestamp now) = 0;
+  /// The booking's payment job exhausted its deliveries (counted once in counts()).
+  virtual void mark_dead_lettered(const std::string& booking_id) = 0;
+  /// Bookings in `status` not updated since `before`, oldest first, at most `limit`: the
+  /// reconciler's input (a pending_payment or cancelled booking whose job may have been lost).
+  virtual std::vector<Booking> stale_bookings(BookingStatus status, Timestamp before,
+                                              size_t limit) = 0;
 };
 
 }  // namespace boxoffice
