@@ -53,8 +53,18 @@ Settings::Settings(Config& c) : config_(c) {
   add("redis_url", "seat locks and waitlist in Redis", &c.redis_url, "the Redis adapter " + later);
   add("postgres_url", "bookings in PostgreSQL", &c.postgres_url, "the PostgreSQL adapter " + later);
   add("nats_url", "payment queue in JetStream", &c.nats_url, "the JetStream adapter " + later);
-  add("payment_provider_url", "the payment provider's base URL", &c.payment_provider_url,
-      "the payment pipeline " + later);
+  add("payment_provider_url", "the payment provider's base URL (unset: simulator in process)",
+      &c.payment_provider_url);
+  add("payment_attempt_timeout_ms", "one call to the provider gives up after this",
+      &c.payment_attempt_timeout_ms);
+  add("payment_concurrency", "charges and refunds in flight at once", &c.payment_concurrency);
+  add("payment_visibility_seconds", "an unacknowledged payment job is delivered again after this",
+      &c.payment_visibility_seconds);
+  add("payment_max_deliveries", "deliveries of a payment job before it is dead-lettered",
+      &c.payment_max_deliveries);
+  add("payment_reconcile_seconds",
+      "a booking pending this long without progress gets its payment job again",
+      &c.payment_reconcile_seconds);
   add("jwt_keys", "JWKS file of RS256/ES256 keys", &c.jwt_keys, "RS256/ES256 verification " + later);
   add("roles", "roles this process runs", &c.roles, "running roles apart " + later);
   add("booking_url", "where a gateway forwards booking routes", &c.booking_url,

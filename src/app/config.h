@@ -30,8 +30,16 @@ struct Config {
   uint32_t drain_timeout_seconds = 15;
   std::string log_level = "info";
 
+  // Payments.
+  std::string payment_provider_url;  // empty: the simulator runs in this process
+  uint32_t payment_attempt_timeout_ms = 2000;
+  uint32_t payment_concurrency = 8;
+  uint32_t payment_visibility_seconds = 30;
+  uint32_t payment_max_deliveries = 5;
+  uint32_t payment_reconcile_seconds = 120;
+
   // Engines of later steps: refused with a clear message until their adapters exist.
-  std::string redis_url, postgres_url, nats_url, payment_provider_url, jwt_keys;
+  std::string redis_url, postgres_url, nats_url, jwt_keys;
   std::string roles, booking_url, waitlist_url, internal_secret, rate_limits;
 };
 

@@ -172,6 +172,7 @@ Result<Booking> BookingService::checkout(const Caller& caller, const std::string
     return make_error(Errc::hold_expired,
                       "the hold can no longer be booked: " + booking.error().detail);
   }
+  notify_payments();
   return booking;
 }
 
@@ -192,8 +193,10 @@ Result<Booking> BookingService::cancel_booking(const Caller& caller, const std::
     return make_error(Errc::invalid_state, "only a confirmed booking can be cancelled; this one is " +
                                                std::string{to_string(booking->status)});
   }
-  return bookings_.transition(booking_id, BookingStatus::confirmed, BookingStatus::cancelled,
-                              clock_.now());
+  auto cancelled = bookings_.transition(booking_id, BookingStatus::confirmed,
+                                        BookingStatus::cancelled, clock_.now());
+  if (cancelled) notify_payments();
+  return cancelled;
 }
 
 }  // namespace boxoffice

@@ -3,6 +3,7 @@
 // against the ports only. The hot path (holds, availability) touches only the Seat Lock Store and
 // this process's cache of events; the Bookings DB is the arbiter at checkout.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -61,12 +62,21 @@ class BookingService {
   /// A confirmed booking becomes cancelled, with a refund job in the same transaction.
   Result<Booking> cancel_booking(const Caller& caller, const std::string& booking_id);
 
+  /// Called after every booking or cancellation is committed, so the payment pipeline picks its
+  /// job up at once instead of at its next poll. Set before serving.
+  void on_checkout(std::function<void()> callback) { on_checkout_ = std::move(callback); }
+
   static constexpr size_t bookings_list_max = 500;
 
  private:
   std::shared_ptr<const Event> find_event(const std::string& event_id);
 
+  void notify_payments() const {
+    if (on_checkout_) on_checkout_();
+  }
+
   const Clock& clock_;
+  std::function<void()> on_checkout_;
   SeatLockStore& locks_;
   BookingStore& bookings_;
 

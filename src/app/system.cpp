@@ -1,0 +1,192 @@
+#include "app/system.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "adapters/http_provider/http_payment_provider.h"
+#include "adapters/memory/memory_seat_lock_store.h"
+#include "adapters/sqlite/sqlite_booking_store.h"
+#include "adapters/sqlite/sqlite_payment_queue.h"
+#include "http/api.h"
+#include "http/jwt.h"
+#include "http/server.h"
+#include "payment_sim/sim_server.h"
+#include "ports/clock.h"
+#include "services/booking_service.h"
+#include "services/payment_processor.h"
+
+namespace boxoffice::app {
+
+namespace {
+
+/// Runs a task every `period` on its own thread until destroyed.
+class Periodic {
+ public:
+  Periodic(std::chrono::milliseconds period, std::function<void()> task)
+      : thread_([this, period, task = std::move(task)] {
+          std::unique_lock lock(mutex_);
+          while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
+            lock.unlock();
+            try {
+              task();
+            } catch (const std::exception& e) {
+              spdlog::warn("maintenance task failed: {}", e.what());
+            }
+            lock.lock();
+          }
+        }) {}
+  ~Periodic() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+struct System::Impl {
+  Config config;
+  SystemClock clock;
+  std::unique_ptr<SqliteBookingStore> bookings_db;
+  std::unique_ptr<SqlitePaymentQueue> payment_queue;
+  std::unique_ptr<payment_sim::InProcessPaymentSim> simulator;
+  std::unique_ptr<HttpPaymentProvider> provider;
+  std::string provider_url;
+  MemorySeatLockStore locks;
+  std::unique_ptr<BookingService> booking_service;
+  std::unique_ptr<PaymentProcessor> processor;
+  std::unique_ptr<http::Api> api;
+  std::unique_ptr<http::HttpServer> server;
+  std::unique_ptr<Periodic> purge;
+};
+
+System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl>()) {
+  auto& s = *impl_;
+  s.config = std::move(config);
+  auto& c = s.config;
+  const auto listen = parse_listen(c.listen);
+  if (!listen) throw ConfigError("--listen \"" + c.listen + "\" must be host:port");
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir, ec);
+  if (ec) throw ConfigError("cannot create data directory " + c.data_dir + ": " + ec.message());
+  if (c.jwt_secret.empty()) {
+    c.jwt_secret = jwt::random_secret();
+    spdlog::warn("no JWT secret configured; generated one for this run: {}", c.jwt_secret);
+    spdlog::warn("set BOXOFFICE_JWT_SECRET to keep tokens valid across restarts");
+  }
+  if (c.payment_max_deliveries < 1) throw ConfigError("payment_max_deliveries must be at least 1");
+  if (c.payment_concurrency < 1) throw ConfigError("payment_concurrency must be at least 1");
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t io_threads = c.io_threads ? c.io_threads : cores;
+  const size_t workers = c.worker_threads ? c.worker_threads : std::max(8u, 4 * cores);
+
+  const auto db_path = (std::filesystem::path{c.data_dir} / "bookings.sqlite3").string();
+  try {
+    s.bookings_db = std::make_unique<SqliteBookingStore>(db_path, workers);
+    QueuePolicy policy;
+    policy.visibility_timeout = std::chrono::seconds{c.payment_visibility_seconds};
+    policy.max_deliveries = c.payment_max_deliveries;
+    s.payment_queue = std::make_unique<SqlitePaymentQueue>(db_path, s.clock, policy,
+                                                           c.payment_concurrency + 2);
+  } catch (const std::exception& e) {
+    throw ConfigError("cannot open the bookings database " + db_path + ": " + e.what());
+  }
+
+  s.provider_url = c.payment_provider_url;
+  if (s.provider_url.empty()) {
+    // No provider configured: the same simulator `boxoffice payment-sim` runs, on loopback in
+    // this process, reached over HTTP exactly like a real provider.
+    s.simulator = std::make_unique<payment_sim::InProcessPaymentSim>();
+    s.provider_url = s.simulator->base_url();
+  }
+  try {
+    s.provider = std::make_unique<HttpPaymentProvider>(
+        s.provider_url, Millis{c.payment_attempt_timeout_ms}, c.payment_concurrency);
+  } catch (const std::exception& e) {
+    throw ConfigError("payment_provider_url \"" + s.provider_url + "\": " + e.what());
+  }
+
+  s.booking_service = std::make_unique<BookingService>(s.clock, s.locks, *s.bookings_db);
+  s.booking_service->recover();
+
+  PaymentProcessorOptions payment_options;
+  payment_options.concurrency = c.payment_concurrency;
+  payment_options.reconcile_after = std::chrono::seconds{c.payment_reconcile_seconds};
+  s.processor = std::make_unique<PaymentProcessor>(s.clock, *s.bookings_db, *s.payment_queue,
+                                                   *s.provider, s.locks, payment_options);
+  s.booking_service->on_checkout([processor = s.processor.get()] { processor->wake(); });
+
+  http::ApiOptions api_options;
+  api_options.jwt = {c.jwt_secret, c.jwt_issuer, c.jwt_audience,
+                     std::chrono::seconds{c.jwt_leeway_seconds}};
+  api_options.readiness.push_back({"seat_lock_store:memory", [] { return true; }});
+  api_options.readiness.push_back({"bookings_db:sqlite", [&s] {
+                                     s.bookings_db->max_fence();
+                                     return true;
+                                   }});
+  api_options.readiness.push_back({"payment_queue:sqlite", [&s] {
+                                     s.payment_queue->counts();
+                                     return true;
+                                   }});
+  s.api = std::make_unique<http::Api>(std::move(api_options), s.clock, *s.booking_service,
+                                      *s.bookings_db);
+
+  http::ServerOptions server_options;
+  server_options.address = listen->host;
+  server_options.port = listen->port;
+  server_options.io_threads = io_threads;
+  server_options.worker_threads = workers;
+  server_options.worker_queue_max = c.worker_queue_max;
+  server_options.connections_max = c.connections_max;
+  server_options.request_timeout = std::chrono::seconds{c.request_timeout_seconds};
+  server_options.drain_timeout = std::chrono::seconds{c.drain_timeout_seconds};
+  server_options.handle_signals = handle_signals;
+  s.server = std::make_unique<http::HttpServer>(server_options, *s.api);
+  try {
+    s.server->listen();
+  } catch (const std::exception& e) {
+    throw ConfigError(e.what());
+  }
+  // Idempotency keys are kept 24 h (the contract's minimum) and then purged.
+  s.purge = std::make_unique<Periodic>(std::chrono::minutes{10}, [&s] {
+    const auto purged = s.bookings_db->purge(s.clock.now(), std::chrono::hours{25});
+    if (purged) spdlog::info("purged {} idempotency records", purged);
+  });
+  spdlog::info("boxoffice listening on http://{}:{} (data in {}, {} I/O threads, {} workers, "
+               "payments via {})",
+               listen->host, s.server->port(), c.data_dir, io_threads, workers, s.provider_url);
+}
+
+System::~System() {
+  if (impl_->processor) impl_->processor->stop();
+}
+
+uint16_t System::port() const { return impl_->server->port(); }
+const Config& System::config() const { return impl_->config; }
+std::string System::payment_provider_url() const { return impl_->provider_url; }
+BookingService& System::bookings() { return *impl_->booking_service; }
+PaymentProcessor& System::payments() { return *impl_->processor; }
+
+void System::run() {
+  impl_->processor->start();
+  impl_->server->run();
+  // Requests are drained; jobs in flight finish, the rest stay queued for the next start.
+  impl_->processor->stop();
+}
+
+void System::stop() { impl_->server->stop(); }
+
+}  // namespace boxoffice::app
