@@ -679,6 +679,8 @@ TEST_P(BookingStoreContract, CountsBookingsPerStatusAndRevenue) {
       none.pending_payment + none.confirmed + none.payment_failed + none.cancelled + none.refunded,
       0u);
   EXPECT_EQ(none.revenue, 0);
+  EXPECT_EQ(none.payment_attempts, 0u);
+  EXPECT_EQ(none.dead_lettered, 0u);
 }
 
 TEST_P(BookingStoreContract, ListsOnlyTheBuyersOwnBookingsNewestFirst) {
@@ -725,6 +727,137 @@ TEST_P(BookingStoreContract, PendingOutboxListsTheOldestJobsFirst) {
   EXPECT_EQ(first_two[0].sequence, jobs[0].sequence);
   EXPECT_EQ(first_two[1].sequence, jobs[1].sequence);
   EXPECT_EQ(store().pending_outbox(10).size(), 4u);  // reading takes nothing
+}
+
+// --- payment bookkeeping -----------------------------------------------------------------------
+
+TEST_P(BookingStoreContract, PublishedOutboxJobsLeaveThePendingSet) {
+  ASSERT_TRUE(store().create_event(concert(kEvent, kT0 + days{30})).ok());
+  for (uint64_t fence = 1; fence <= 3; ++fence) {
+    book(store(), checkout(general_hold(kEvent, "alice", 1, fence)));
+  }
+  const auto jobs = store().pending_outbox(10);
+  ASSERT_EQ(jobs.size(), 3u);
+
+  store().mark_outbox_published({jobs[0].sequence, jobs[2].sequence});
+  auto left = store().pending_outbox(10);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].sequence, jobs[1].sequence);
+  EXPECT_EQ(left[0].booking_id, jobs[1].booking_id);
+
+  // Marking again, marking an unknown sequence or marking nothing changes nothing.
+  store().mark_outbox_published({jobs[0].sequence, jobs[2].sequence + 1'000});
+  store().mark_outbox_published({});
+  EXPECT_EQ(store().pending_outbox(10).size(), 1u);
+  // The bookings stay: only their jobs left the outbox.
+  EXPECT_EQ(store().counts(kEvent).pending_payment, 3u);
+
+  // A sequence is never given out again, even once the newest job has been published: a relay
+  // may name queue jobs after it.
+  store().mark_outbox_published({jobs[1].sequence});
+  EXPECT_THAT(store().pending_outbox(10), IsEmpty());
+  if (durable()) reopen();
+  book(store(), checkout(general_hold(kEvent, "bob", 1, 4)));
+  left = store().pending_outbox(10);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_GT(left[0].sequence, jobs[2].sequence);
+}
+
+TEST_P(BookingStoreContract, PaymentAttemptsAreCountedWithTheLastError) {
+  ASSERT_TRUE(store().create_event(concert(kEvent, kT0 + days{30})).ok());
+  ASSERT_TRUE(store().create_event(concert("ev_other", kT0 + days{31})).ok());
+  const Booking booking = book(store(), checkout(reserved_hold(kEvent, "alice", {"orch:A:1"}, 1)));
+  const Booking other = book(store(), checkout(reserved_hold("ev_other", "bob", {"orch:A:1"}, 2)));
+
+  ASSERT_TRUE(
+      store().record_payment_attempt(booking.id, "provider_timeout", kT0 + minutes{1}).ok());
+  Booking expected = booking;
+  expected.payment_attempts = 1;
+  expected.last_error = "provider_timeout";
+  expected.updated_at = kT0 + minutes{1};
+  expect_same_booking(*store().get_booking(booking.id), expected);
+
+  // An empty error clears the last one.
+  ASSERT_TRUE(store().record_payment_attempt(booking.id, "", kT0 + minutes{2}).ok());
+  expected.payment_attempts = 2;
+  expected.last_error = "";
+  expected.updated_at = kT0 + minutes{2};
+  expect_same_booking(*store().get_booking(booking.id), expected);
+  ASSERT_TRUE(store().record_payment_attempt(other.id, "card_declined", kT0 + minutes{2}).ok());
+
+  EXPECT_EQ(store().counts(kEvent).payment_attempts, 2u);
+  EXPECT_EQ(store().counts("ev_other").payment_attempts, 1u);
+
+  auto missing = store().record_payment_attempt("bkg_missing", "x", kT0);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, Errc::not_found);
+
+  // Attempts stay counted whatever the booking becomes.
+  move_to(store(), booking, BookingStatus::pending_payment, BookingStatus::confirmed);
+  EXPECT_EQ(store().get_booking(booking.id)->payment_attempts, 2u);
+  EXPECT_EQ(store().counts(kEvent).payment_attempts, 2u);
+  if (!durable()) return;
+  reopen();
+  EXPECT_EQ(store().counts(kEvent).payment_attempts, 2u);
+  EXPECT_EQ(store().get_booking(other.id)->last_error, "card_declined");
+}
+
+TEST_P(BookingStoreContract, ADeadLetteredBookingIsCountedOnce) {
+  ASSERT_TRUE(store().create_event(concert(kEvent, kT0 + days{30})).ok());
+  ASSERT_TRUE(store().create_event(concert("ev_other", kT0 + days{31})).ok());
+  const Booking first = book(store(), checkout(reserved_hold(kEvent, "alice", {"orch:A:1"}, 1)));
+  book(store(), checkout(reserved_hold(kEvent, "alice", {"orch:A:2"}, 2)));
+  const Booking other = book(store(), checkout(reserved_hold("ev_other", "bob", {"orch:A:1"}, 3)));
+  EXPECT_EQ(store().counts(kEvent).dead_lettered, 0u);
+
+  // A job can die more than once (the reconciler enqueues it again); the booking counts once.
+  store().mark_dead_lettered(first.id);
+  store().mark_dead_lettered(first.id);
+  store().mark_dead_lettered("bkg_missing");
+  EXPECT_EQ(store().counts(kEvent).dead_lettered, 1u);
+  EXPECT_EQ(store().counts("ev_other").dead_lettered, 0u);
+
+  move_to(store(), first, BookingStatus::pending_payment, BookingStatus::payment_failed);
+  store().mark_dead_lettered(other.id);
+  EXPECT_EQ(store().counts(kEvent).dead_lettered, 1u);
+  EXPECT_EQ(store().counts("ev_other").dead_lettered, 1u);
+  if (!durable()) return;
+  reopen();
+  EXPECT_EQ(store().counts(kEvent).dead_lettered, 1u);
+}
+
+TEST_P(BookingStoreContract, StaleBookingsAreTheLeastRecentlyUpdatedInAStatus) {
+  ASSERT_TRUE(store().create_event(concert(kEvent, kT0 + days{30})).ok());
+  std::vector<Booking> b;
+  for (int i = 1; i <= 4; ++i) {
+    b.push_back(book(store(), checkout(general_hold(kEvent, "alice", 1, static_cast<uint64_t>(i)),
+                                       kT0 + seconds{i})));
+  }
+  const Booking confirmed = move_to(store(), b[3], BookingStatus::pending_payment,
+                                    BookingStatus::confirmed, kT0 + seconds{5});
+  using S = BookingStatus;
+
+  // Not updated since `before`: one updated at `before` itself is not stale yet.
+  EXPECT_THAT(ids_of(store().stale_bookings(S::pending_payment, kT0 + seconds{3}, 10)),
+              ElementsAre(b[0].id, b[1].id));
+  EXPECT_THAT(ids_of(store().stale_bookings(S::pending_payment, kT0 + seconds{10}, 10)),
+              ElementsAre(b[0].id, b[1].id, b[2].id));
+  EXPECT_THAT(ids_of(store().stale_bookings(S::pending_payment, kT0 + seconds{10}, 2)),
+              ElementsAre(b[0].id, b[1].id));
+  EXPECT_THAT(store().stale_bookings(S::pending_payment, kT0 + seconds{10}, 0), IsEmpty());
+  EXPECT_THAT(store().stale_bookings(S::pending_payment, kT0, 10), IsEmpty());
+
+  // A payment attempt is activity: the booking goes to the back of the line.
+  ASSERT_TRUE(store().record_payment_attempt(b[0].id, "provider_timeout", kT0 + seconds{6}).ok());
+  EXPECT_THAT(ids_of(store().stale_bookings(S::pending_payment, kT0 + seconds{10}, 10)),
+              ElementsAre(b[1].id, b[2].id, b[0].id));
+  EXPECT_THAT(ids_of(store().stale_bookings(S::pending_payment, kT0 + seconds{6}, 10)),
+              ElementsAre(b[1].id, b[2].id));
+
+  const auto stale_confirmed = store().stale_bookings(S::confirmed, kT0 + seconds{10}, 10);
+  ASSERT_EQ(stale_confirmed.size(), 1u);
+  expect_same_booking(stale_confirmed[0], confirmed);
+  EXPECT_THAT(store().stale_bookings(S::cancelled, kT0 + seconds{10}, 10), IsEmpty());
 }
 
 // --- durability --------------------------------------------------------------------------------

@@ -12,8 +12,10 @@
 #include <memory>
 #include <string>
 
+#include "adapters/sqlite/sqlite_schema.h"
 #include "contract/booking_store_contract.h"
 #include "contract/idempotency_store_contract.h"
+#include "contract/sqlite_raw_database.h"
 #include "support/temp_dir.h"
 
 namespace boxoffice::testing {
@@ -46,38 +48,6 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, IdempotencyStoreContract,
                          ::testing::Values(sqlite_adapter<IdempotencyStore>()),
                          adapter_test_name<IdempotencyStore>);
 
-// A plain connection to the file, to look at it from outside the store.
-class RawDatabase {
- public:
-  explicit RawDatabase(const std::string& path) {
-    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) ADD_FAILURE() << sqlite3_errmsg(db_);
-    sqlite3_busy_timeout(db_, 5'000);
-  }
-  ~RawDatabase() { sqlite3_close(db_); }
-  RawDatabase(const RawDatabase&) = delete;
-  RawDatabase& operator=(const RawDatabase&) = delete;
-
-  // The SQLite result code of running `sql`.
-  int exec(const std::string& sql) {
-    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-  }
-
-  // The first column of the first row, as text ("" when there is none).
-  std::string text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string result;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
-      result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-    return result;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 class SqliteBookingStoreTest : public ::testing::Test {
  protected:
   std::string path() const { return (dir_.path() / "bookings.sqlite3").string(); }
@@ -100,8 +70,10 @@ TEST_F(SqliteBookingStoreTest, OpensInWalModeAndMigratesOnce) {
   { SqliteBookingStore store(path(), 2); }
   RawDatabase db(path());
   EXPECT_EQ(db.text("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(db.text("SELECT COUNT(*) FROM schema_migrations"), "1");
-  EXPECT_EQ(db.text("SELECT MAX(version) FROM schema_migrations"), "1");
+  const auto migrations = bookings_file_migrations();
+  EXPECT_EQ(db.text("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations.size()));
+  EXPECT_EQ(db.text("SELECT MAX(version) FROM schema_migrations"),
+            std::to_string(migrations.back().version));
 }
 
 TEST_F(SqliteBookingStoreTest, RefusesADatabaseFromANewerBuild) {

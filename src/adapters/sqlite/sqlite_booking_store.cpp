@@ -9,137 +9,13 @@
 
 #include <boost/json.hpp>
 
+#include "adapters/sqlite/sqlite_schema.h"
+
 namespace boxoffice {
 
 namespace {
 
 namespace json = boost::json;
-
-// --- schema ------------------------------------------------------------------------------------
-
-struct Migration {
-  int64_t version;
-  std::string_view name;
-  std::string_view sql;
-};
-
-// Append only: a migration that has shipped is never edited, the next change is a new version.
-constexpr Migration kMigrations[] = {
-    {1, "bookings, seats, sales, fences, outbox, idempotency", R"sql(
-CREATE TABLE events (
-  id            TEXT PRIMARY KEY,
-  starts_at_ms  INTEGER NOT NULL,
-  body          TEXT NOT NULL,
-  created_at_ms INTEGER NOT NULL
-) STRICT;
-CREATE INDEX events_by_start ON events (starts_at_ms, id);
-
-CREATE TABLE bookings (
-  id               TEXT PRIMARY KEY,
-  event_id         TEXT NOT NULL REFERENCES events (id),
-  hold_id          TEXT NOT NULL UNIQUE,
-  buyer            TEXT NOT NULL,
-  section          TEXT NOT NULL,
-  quantity         INTEGER NOT NULL CHECK (quantity > 0),
-  amount           INTEGER NOT NULL,
-  currency         TEXT NOT NULL,
-  payment_method   TEXT NOT NULL,
-  status           TEXT NOT NULL CHECK (status IN
-                     ('pending_payment', 'confirmed', 'payment_failed', 'cancelled', 'refunded')),
-  fence            INTEGER NOT NULL,
-  seats            TEXT NOT NULL,
-  created_at_ms    INTEGER NOT NULL,
-  updated_at_ms    INTEGER NOT NULL,
-  payment_attempts INTEGER NOT NULL DEFAULT 0,
-  last_error       TEXT NOT NULL DEFAULT ''
-) STRICT;
-CREATE INDEX bookings_by_buyer ON bookings (buyer, created_at_ms);
-CREATE INDEX bookings_by_event_status ON bookings (event_id, status);
-
-CREATE TABLE booking_seats (
-  booking_id TEXT NOT NULL REFERENCES bookings (id),
-  event_id   TEXT NOT NULL,
-  seat_id    TEXT NOT NULL,
-  live       INTEGER NOT NULL CHECK (live IN (0, 1)),
-  PRIMARY KEY (booking_id, seat_id)
-) STRICT;
--- The arbiter of reserved seats: a seat can be in one live booking only.
-CREATE UNIQUE INDEX booking_seats_live ON booking_seats (event_id, seat_id) WHERE live = 1;
-
-CREATE TABLE section_sales (
-  event_id   TEXT NOT NULL REFERENCES events (id),
-  section_id TEXT NOT NULL,
-  kind       TEXT NOT NULL CHECK (kind IN ('general', 'reserved')),
-  capacity   INTEGER NOT NULL,
-  sold       INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= capacity),
-  PRIMARY KEY (event_id, section_id)
-) STRICT;
-
-CREATE TABLE seat_fences (
-  event_id TEXT NOT NULL,
-  resource TEXT NOT NULL,
-  fence    INTEGER NOT NULL,
-  PRIMARY KEY (event_id, resource)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE outbox (
-  sequence      INTEGER PRIMARY KEY AUTOINCREMENT,
-  kind          TEXT NOT NULL CHECK (kind IN ('charge', 'refund')),
-  booking_id    TEXT NOT NULL REFERENCES bookings (id),
-  created_at_ms INTEGER NOT NULL,
-  taken         INTEGER NOT NULL DEFAULT 0
-) STRICT;
-CREATE INDEX outbox_untaken ON outbox (sequence) WHERE taken = 0;
-
-CREATE TABLE idempotency (
-  buyer         TEXT NOT NULL,
-  key           TEXT NOT NULL,
-  fingerprint   TEXT NOT NULL,
-  state         TEXT NOT NULL CHECK (state IN ('in_flight', 'done')),
-  status        INTEGER,
-  content_type  TEXT,
-  body          BLOB,
-  created_at_ms INTEGER NOT NULL,
-  updated_at_ms INTEGER NOT NULL,
-  PRIMARY KEY (buyer, key)
-) STRICT;
-CREATE INDEX idempotency_by_age ON idempotency (created_at_ms);
-)sql"},
-};
-
-constexpr std::string_view kCreateMigrationsTable =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT";
-constexpr SqlQuery kNewestMigration{"migrations.newest",
-                                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"};
-constexpr SqlQuery kMigrationApplied{"migrations.applied",
-                                     "SELECT 1 FROM schema_migrations WHERE version = ?1"};
-constexpr SqlQuery kRecordMigration{
-    "migrations.record", "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)"};
-
-// Each migration runs in its own write transaction, which also keeps two processes opening the
-// same file from running one twice.
-void migrate(SqliteConnection& connection) {
-  connection.execute_script("migrations.create_table", kCreateMigrationsTable);
-  const int64_t known = kMigrations[std::size(kMigrations) - 1].version;
-  int64_t newest = 0;
-  {
-    auto statement = connection.prepare(kNewestMigration);
-    if (statement.step()) newest = statement.column_int64(0);
-  }
-  if (newest > known) {
-    throw StorageError("sqlite: the bookings database has schema version " +
-                       std::to_string(newest) + ", newer than this build knows (" +
-                       std::to_string(known) + ")");
-  }
-  for (const auto& migration : kMigrations) {
-    SqliteTransaction tx(connection, TxMode::write);
-    if (connection.query(kMigrationApplied, migration.version).step()) continue;
-    connection.execute_script(migration.name, migration.sql);
-    connection.query(kRecordMigration, migration.version, migration.name).execute();
-    tx.commit();
-  }
-}
 
 // --- queries -----------------------------------------------------------------------------------
 
@@ -201,8 +77,20 @@ constexpr SqlQuery kLiveClaims{
     "ORDER BY created_at_ms, id"};
 constexpr SqlQuery kMaxFence{"bookings.max_fence", "SELECT COALESCE(MAX(fence), 0) FROM bookings"};
 constexpr SqlQuery kCounts{"bookings.counts",
-                           "SELECT status, COUNT(*), COALESCE(SUM(amount), 0) FROM bookings "
-                           "WHERE event_id = ?1 GROUP BY status"};
+                           "SELECT status, COUNT(*), COALESCE(SUM(amount), 0), "
+                           "COALESCE(SUM(payment_attempts), 0), COALESCE(SUM(dead_lettered), 0) "
+                           "FROM bookings WHERE event_id = ?1 GROUP BY status"};
+constexpr SqlQuery kRecordPaymentAttempt{
+    "bookings.record_payment_attempt",
+    "UPDATE bookings SET payment_attempts = payment_attempts + 1, last_error = ?2, "
+    "updated_at_ms = ?3 WHERE id = ?1"};
+constexpr SqlQuery kMarkDeadLettered{"bookings.mark_dead_lettered",
+                                     "UPDATE bookings SET dead_lettered = 1 WHERE id = ?1"};
+// Served by bookings_by_status_age (status, updated_at_ms, id): no sort, no scan of fresh rows.
+constexpr SqlQuery kStaleBookings{
+    "bookings.stale",
+    "SELECT " BOOKING_COLUMNS
+    " FROM bookings WHERE status = ?1 AND updated_at_ms < ?2 ORDER BY updated_at_ms, id LIMIT ?3"};
 
 #undef BOOKING_COLUMNS
 
@@ -217,6 +105,9 @@ constexpr SqlQuery kInsertOutbox{
 constexpr SqlQuery kPendingOutbox{"outbox.pending",
                                   "SELECT sequence, kind, booking_id, created_at_ms FROM outbox "
                                   "WHERE taken = 0 ORDER BY sequence LIMIT ?1"};
+// Published jobs are deleted rather than flagged: the queue and the bookings keep their history,
+// so the outbox stays as small as the relay's backlog. AUTOINCREMENT never reuses a sequence.
+constexpr SqlQuery kDeleteOutbox{"outbox.delete", "DELETE FROM outbox WHERE sequence = ?1"};
 
 constexpr SqlQuery kSelectIdempotency{
     "idempotency.select",
@@ -415,7 +306,7 @@ SqliteBookingStore::SqliteBookingStore(const std::string& path, size_t connectio
                                        Millis busy_timeout)
     : pool_(path, connections, busy_timeout) {
   auto connection = pool_.acquire();
-  migrate(*connection);
+  migrate_bookings_file(*connection);
 }
 
 SqliteBookingStore::~SqliteBookingStore() = default;
@@ -645,6 +536,8 @@ BookingCounts SqliteBookingStore::counts(const std::string& event_id) {
   while (statement.step()) {
     const auto count = static_cast<uint32_t>(statement.column_int64(1));
     const int64_t amount = statement.column_int64(2);
+    counts.payment_attempts += static_cast<uint64_t>(statement.column_int64(3));
+    counts.dead_lettered += static_cast<uint32_t>(statement.column_int64(4));
     switch (decode_status(statement.column_text(0))) {
       case BookingStatus::pending_payment:
         counts.pending_payment = count;
@@ -677,6 +570,42 @@ std::vector<OutboxJob> SqliteBookingStore::pending_outbox(size_t limit) {
                              statement.column_text(2), from_unix_ms(statement.column_int64(3))});
   }
   return jobs;
+}
+
+void SqliteBookingStore::mark_outbox_published(const std::vector<int64_t>& sequences) {
+  if (sequences.empty()) return;
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+  for (const int64_t sequence : sequences) connection->query(kDeleteOutbox, sequence).execute();
+  tx.commit();
+}
+
+Status SqliteBookingStore::record_payment_attempt(const std::string& booking_id,
+                                                  const std::string& error, Timestamp now) {
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+  if (connection->query(kRecordPaymentAttempt, booking_id, error, to_unix_ms(now)).execute() == 0) {
+    return make_error(Errc::not_found, "no booking \"" + booking_id + "\"");
+  }
+  tx.commit();
+  return Ok{};
+}
+
+void SqliteBookingStore::mark_dead_lettered(const std::string& booking_id) {
+  auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
+  connection->query(kMarkDeadLettered, booking_id).execute();
+  tx.commit();
+}
+
+std::vector<Booking> SqliteBookingStore::stale_bookings(BookingStatus status, Timestamp before,
+                                                        size_t limit) {
+  auto connection = pool_.acquire();
+  auto statement =
+      connection->query(kStaleBookings, to_string(status), to_unix_ms(before), to_sql_limit(limit));
+  std::vector<Booking> bookings;
+  while (statement.step()) bookings.push_back(read_booking(statement));
+  return bookings;
 }
 
 // --- IdempotencyStore --------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 #pragma once
-// The Bookings DB and the idempotency records in one embedded SQLite file.
+// The Bookings DB and the idempotency records in one embedded SQLite file (which also holds the
+// Payment Queue, see sqlite_payment_queue.h).
 //
 // The database, not a prior read, is the arbiter of a sale: a partial unique index allows each
 // seat in one live booking only, a guarded UPDATE keeps a general section within its capacity,
 // and a per-seat fence refuses a hold older than one already booked. The schema is created and
-// upgraded by numbered migrations when the store opens.
+// upgraded by numbered migrations (sqlite_schema.h) when the store opens.
 
 #include <cstddef>
 #include <optional>
@@ -42,6 +43,12 @@ class SqliteBookingStore final : public BookingStore, public IdempotencyStore {
   uint64_t max_fence() override;
   BookingCounts counts(const std::string& event_id) override;
   std::vector<OutboxJob> pending_outbox(size_t limit) override;
+  void mark_outbox_published(const std::vector<int64_t>& sequences) override;
+  Status record_payment_attempt(const std::string& booking_id, const std::string& error,
+                                Timestamp now) override;
+  void mark_dead_lettered(const std::string& booking_id) override;
+  std::vector<Booking> stale_bookings(BookingStatus status, Timestamp before,
+                                      size_t limit) override;
 
   // IdempotencyStore
   IdempotencyOutcome begin(const std::string& buyer, const std::string& key,

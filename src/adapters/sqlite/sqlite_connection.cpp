@@ -3,8 +3,12 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
+#include <thread>
 
 namespace boxoffice {
 
@@ -42,21 +46,30 @@ constexpr SqlQuery kRollback{"tx.rollback", "ROLLBACK"};
 }
 
 // Runs `sql` (any number of statements); the first column of the last row it returns, if any,
-// lands in `first_column`.
+// lands in `first_column`. A busy file is tried again until `busy_timeout` has passed: SQLite's
+// busy handler is not called when two connections that both hold a shared lock want an exclusive
+// one (as when two of them switch a new file to WAL at once), since one of them must give way.
 void exec(sqlite3* db, std::string_view what, const std::string& sql,
-          std::string* first_column = nullptr) {
-  char* message = nullptr;
+          std::string* first_column = nullptr, Millis busy_timeout = Millis::zero()) {
   auto capture = [](void* out, int columns, char** values, char**) -> int {
     if (out != nullptr && columns > 0 && values[0] != nullptr) {
       *static_cast<std::string*>(out) = values[0];
     }
     return 0;
   };
-  const int rc = sqlite3_exec(db, sql.c_str(), capture, first_column, &message);
-  if (rc != SQLITE_OK) {
+  const auto deadline = std::chrono::steady_clock::now() + busy_timeout;
+  Millis pause{1};
+  for (;;) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), capture, first_column, &message);
+    if (rc == SQLITE_OK) return;
     const std::string text = message != nullptr ? message : sqlite3_errstr(rc);
     sqlite3_free(message);
-    throw_sqlite(rc, what, text);
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      throw_sqlite(rc, what, text);
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, Millis{50});
   }
 }
 
@@ -159,7 +172,7 @@ SqliteConnection::SqliteConnection(const std::string& path, Millis busy_timeout,
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
     std::string journal_mode;
-    exec(db_, "open.journal_mode", "PRAGMA journal_mode=WAL", &journal_mode);
+    exec(db_, "open.journal_mode", "PRAGMA journal_mode=WAL", &journal_mode, busy_timeout);
     if (journal_mode != "wal") {
       throw StorageError("sqlite: " + path + " cannot use WAL (journal_mode is " + journal_mode +
                          ")");
@@ -209,6 +222,25 @@ void SqliteConnection::execute_script(std::string_view name, std::string_view sq
 bool SqliteConnection::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 // --- SqliteWriterGate --------------------------------------------------------------------------
+
+std::shared_ptr<SqliteWriterGate> SqliteWriterGate::for_file(const std::string& path) {
+  // Two spellings of one file ("data/b.sqlite3", "./data/b.sqlite3") must find the same gate.
+  std::error_code error;
+  std::filesystem::path key = std::filesystem::weakly_canonical(path, error);
+  if (error) key = path;
+
+  static std::mutex registry_mutex;
+  static std::map<std::filesystem::path, std::weak_ptr<SqliteWriterGate>> registry;
+  std::lock_guard lock(registry_mutex);
+  std::erase_if(registry, [](const auto& entry) { return entry.second.expired(); });
+  auto& slot = registry[key];
+  std::shared_ptr<SqliteWriterGate> gate = slot.lock();
+  if (gate == nullptr) {
+    gate = std::make_shared<SqliteWriterGate>();
+    slot = gate;
+  }
+  return gate;
+}
 
 bool SqliteWriterGate::enter(Millis timeout) {
   std::unique_lock lock(mutex_);
@@ -280,14 +312,15 @@ void SqliteTransaction::leave_gate() {
 // --- SqlitePool --------------------------------------------------------------------------------
 
 SqlitePool::SqlitePool(const std::string& path, size_t connections, Millis busy_timeout)
-    : busy_timeout_(busy_timeout) {
+    : busy_timeout_(busy_timeout), writer_gate_(SqliteWriterGate::for_file(path)) {
   // Callers size the pool by their worker count; past the cap more connections buy nothing,
   // since SQLite lets one writer in at a time.
   connections = std::clamp<size_t>(connections, 1, connections_max);
   connections_.reserve(connections);
   idle_.reserve(connections);
   for (size_t i = 0; i < connections; ++i) {
-    connections_.push_back(std::make_unique<SqliteConnection>(path, busy_timeout, &writer_gate_));
+    connections_.push_back(
+        std::make_unique<SqliteConnection>(path, busy_timeout, writer_gate_.get()));
     idle_.push_back(connections_.back().get());
   }
 }

@@ -86,6 +86,11 @@ class SqliteStatement {
 // timed lock is invisible to ThreadSanitizer with this toolchain.)
 class SqliteWriterGate {
  public:
+  // The gate of every pool of this process on the file at `path`: the bookings store and the
+  // payment queue share one file, and their writers must queue at the same gate. It lives as
+  // long as a pool holds it.
+  static std::shared_ptr<SqliteWriterGate> for_file(const std::string& path);
+
   // False when the gate stayed taken for `timeout`.
   bool enter(Millis timeout);
   void leave();
@@ -196,7 +201,7 @@ class SqlitePool {
   void give_back(SqliteConnection* connection);
 
   Millis busy_timeout_;
-  SqliteWriterGate writer_gate_;
+  std::shared_ptr<SqliteWriterGate> writer_gate_;
   std::vector<std::unique_ptr<SqliteConnection>> connections_;
   std::mutex mutex_;
   std::condition_variable idle_changed_;
