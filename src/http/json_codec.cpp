@@ -327,6 +327,9 @@ json::object stats_to_json(const EventStats& stats) {
                                  {"cancelled", b.cancelled},
                                  {"refunded", b.refunded}};
   out["revenue"] = b.revenue;
+  out["payments"] = json::object{{"attempts", b.payment_attempts},
+                                 {"declines", b.payment_failed},
+                                 {"dead_lettered", b.dead_lettered}};
   return out;
 }
 
