@@ -19,6 +19,8 @@ struct HoldRequest {
   Timestamp now{};
   Timestamp expires_at{};
   uint32_t buyer_seats_max = 0;  // seats this buyer may hold or have booked in the event
+  /// An offer to a waiting buyer: may take seats kept for the section's waitlist.
+  bool for_waitlist = false;
 };
 
 struct SectionAvailability {
@@ -28,6 +30,14 @@ struct SectionAvailability {
   uint32_t available = 0;
   uint32_t held = 0;  // active holds and bookings waiting for payment
   uint32_t sold = 0;
+  uint32_t waitlisted = 0;  // buyers waiting; while any do, free seats read as held (kept)
+};
+
+/// A section of an event, as named in the API.
+struct SectionRef {
+  std::string event_id;
+  std::string section;
+  bool operator==(const SectionRef&) const = default;
 };
 
 enum class SeatStatus { available, held, sold };
@@ -102,6 +112,21 @@ class SeatLockStore {
   /// Payment failed, or the booking was refunded: a checked-out hold's seats (held or sold) are
   /// free again and the hold reads as released. Repeating it changes nothing. not_found as above.
   virtual Status release_booked(const std::string& hold_id, Timestamp now) = 0;
+
+  /// How many buyers wait for this section. While any do, seats that come back are kept for them:
+  /// public holds there are refused as sold_out, the free seats read as held, and only holds
+  /// `for_waitlist` take them. Zero gives the free seats back to the public.
+  virtual void set_waitlisted(const std::string& event_id, const std::string& section,
+                              uint32_t waiting) = 0;
+
+  /// Free seats of a section at `now`, those kept for its waitlist included.
+  virtual Result<uint32_t> free_seats(const std::string& event_id, const std::string& section,
+                                      Timestamp now) = 0;
+
+  /// Expires every hold whose time has come, at most `limit` of them, and returns the sections
+  /// that got seats back that way (also those expired lazily by other calls since the last
+  /// sweep), so waiting buyers can be offered them. Expiry never depends on this running.
+  virtual std::vector<SectionRef> sweep_expired(Timestamp now, size_t limit) = 0;
 
   /// Seat counts per section, in the event's section order. not_found for an unknown event.
   virtual Result<std::vector<SectionAvailability>> availability(const std::string& event_id,

@@ -401,3 +401,58 @@ TEST_P(SeatLockStoreContract, RestoredSoldClaimsCanBeReleasedByARefund) {
 
 }  // namespace
 }  // namespace boxoffice::testing
+
+namespace boxoffice::testing {
+namespace {
+
+TEST_P(SeatLockStoreContract, SeatsComingBackWhileBuyersWaitAreKeptForThem) {
+  const auto e = concert();
+  store->add_event(e);
+  auto first = store->hold(request(e, "alice", quantity("floor", 4)));
+  ASSERT_TRUE(first.ok());
+  store->set_waitlisted(e.id, "floor", 2);
+  auto floor = section_of(*store, e, "floor");
+  EXPECT_EQ(floor.available, 0u);
+  EXPECT_EQ(floor.held, 10u);  // 4 held + 6 kept for the line
+  EXPECT_EQ(floor.waitlisted, 2u);
+  EXPECT_EQ(*store->free_seats(e.id, "floor", t0), 6u);
+  auto public_hold = store->hold(request(e, "bob", quantity("floor", 1)));
+  ASSERT_FALSE(public_hold.ok());
+  EXPECT_EQ(public_hold.error().code, Errc::sold_out);
+  auto offer = request(e, "carol", quantity("floor", 2));
+  offer.for_waitlist = true;
+  ASSERT_TRUE(store->hold(offer).ok());
+  EXPECT_EQ(*store->free_seats(e.id, "floor", t0), 4u);
+
+  store->set_waitlisted(e.id, "orch", 1);
+  auto exact = store->hold(request(e, "bob", seats({"orch:A:1"})));
+  ASSERT_FALSE(exact.ok());
+  EXPECT_EQ(exact.error().code, Errc::seats_unavailable);
+  EXPECT_EQ((*store->seats(e.id, "orch", std::string{"A"}, t0))[0].status, SeatStatus::held);
+
+  // Nobody waits any more: the free seats are the public's again.
+  store->set_waitlisted(e.id, "floor", 0);
+  EXPECT_EQ(section_of(*store, e, "floor").available, 4u);
+  EXPECT_TRUE(store->hold(request(e, "bob", quantity("floor", 1))).ok());
+}
+
+TEST_P(SeatLockStoreContract, SweepExpiresDueHoldsAndNamesTheirSections) {
+  const auto e = concert();
+  store->add_event(e);
+  auto a = store->hold(request(e, "alice", quantity("floor", 2)));
+  auto b = store->hold(request(e, "bob", seats({"orch:A:1"}), t0 + 5s));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(store->sweep_expired(a->expires_at - 1ms, 100).empty());
+  auto swept = store->sweep_expired(a->expires_at, 100);
+  ASSERT_EQ(swept.size(), 1u);
+  EXPECT_EQ(swept[0], (SectionRef{e.id, "floor"}));
+  // Expired lazily by another call: still reported by the next sweep.
+  (void)store->availability(e.id, b->expires_at);
+  auto later = store->sweep_expired(b->expires_at, 100);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0], (SectionRef{e.id, "orch"}));
+  EXPECT_TRUE(store->sweep_expired(b->expires_at + 1s, 100).empty());
+}
+
+}  // namespace
+}  // namespace boxoffice::testing

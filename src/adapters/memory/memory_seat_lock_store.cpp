@@ -40,6 +40,7 @@ struct MemorySeatLockStore::EventState {
       }
       sections.push_back(std::move(state));
     }
+    seats_returned.assign(sections.size(), false);
   }
 
   struct SectionState {
@@ -48,7 +49,10 @@ struct MemorySeatLockStore::EventState {
     uint32_t sold = 0;
     std::optional<RowIndex> free_index;  // reserved only
     std::vector<uint8_t> status;         // reserved only: one per seat
-    uint32_t available() const { return capacity - held - sold; }
+    uint32_t waitlisted = 0;
+    uint32_t free() const { return capacity - held - sold; }
+    /// What the public may take: nothing while buyers wait for this section.
+    uint32_t available() const { return waitlisted ? 0 : free(); }
   };
 
   std::mutex mutex;
@@ -58,6 +62,7 @@ struct MemorySeatLockStore::EventState {
   std::unordered_map<std::string, uint32_t> buyer_seats;
   ExpiryQueue expiries;  // active holds by expires_at; stale entries are skipped
   ExpiryQueue forgets;   // finished holds by the time they are forgotten
+  std::vector<bool> seats_returned;  // per section: expiry freed seats since the last sweep
 };
 
 MemorySeatLockStore::MemorySeatLockStore(Millis finished_hold_retention)
@@ -120,8 +125,9 @@ void MemorySeatLockStore::finish(EventState& state, HoldRecord& record, HoldStat
   state.forgets.push({now + retention_, record.hold.id});
 }
 
-void MemorySeatLockStore::reclaim(EventState& state, Timestamp now) {
-  while (!state.expiries.empty() && state.expiries.top().at <= now) {
+void MemorySeatLockStore::reclaim(EventState& state, Timestamp now, size_t limit) {
+  size_t expired = 0;
+  while (!state.expiries.empty() && state.expiries.top().at <= now && expired < limit) {
     const auto entry = state.expiries.top();
     state.expiries.pop();
     auto it = state.holds.find(entry.hold_id);
@@ -129,6 +135,8 @@ void MemorySeatLockStore::reclaim(EventState& state, Timestamp now) {
     auto& record = it->second;
     if (record.hold.status != HoldStatus::active || record.hold.expires_at != entry.at) continue;
     finish(state, record, HoldStatus::expired, record.hold.expires_at);
+    state.seats_returned[record.section] = true;
+    ++expired;
   }
   while (!state.forgets.empty() && state.forgets.top().at <= now) {
     const auto hold_id = state.forgets.top().hold_id;
@@ -198,17 +206,23 @@ Result<Hold> MemorySeatLockStore::hold(const HoldRequest& request) {
 
   auto& section = state.sections[record.section];
   const auto& section_def = event.sections[record.section];
+  // Seats that come back while buyers wait are theirs: the public sees them as taken.
+  const bool kept_for_waitlist = section.waitlisted > 0 && !request.for_waitlist;
+  const uint32_t takeable = kept_for_waitlist ? 0 : section.free();
   if (!seat_ids.empty()) {
     Error error = make_error(Errc::seats_unavailable, "some of these seats are not available");
     for (size_t i = 0; i < record.seat_indices.size(); ++i) {
-      if (section.status[record.seat_indices[i]] != kFree) error.unavailable.push_back(seat_ids[i]);
+      if (kept_for_waitlist || section.status[record.seat_indices[i]] != kFree) {
+        error.unavailable.push_back(seat_ids[i]);
+      }
     }
     if (!error.unavailable.empty()) return error;
-  } else if (section.available() < quantity) {
-    Error error = make_error(Errc::sold_out, "section " + section_def.id + " has " +
-                                                 std::to_string(section.available()) +
-                                                 " seats available");
-    return error;
+  } else if (takeable < quantity) {
+    return make_error(Errc::sold_out,
+                      kept_for_waitlist
+                          ? "buyers are waiting for section " + section_def.id + "; join the waitlist"
+                          : "section " + section_def.id + " has " + std::to_string(takeable) +
+                                " seats available");
   } else if (section.free_index) {
     auto picked = section.free_index->best_available(quantity);
     assert(picked);  // available() counted them
@@ -321,6 +335,47 @@ void MemorySeatLockStore::abort_checkout(const std::string& hold_id, bool keep) 
   }
 }
 
+void MemorySeatLockStore::set_waitlisted(const std::string& event_id, const std::string& section,
+                                         uint32_t waiting) {
+  auto state_ptr = find_event(event_id);
+  if (!state_ptr) return;
+  std::lock_guard lock(state_ptr->mutex);
+  if (auto index = state_ptr->layout.section_index(section)) {
+    state_ptr->sections[*index].waitlisted = waiting;
+  }
+}
+
+Result<uint32_t> MemorySeatLockStore::free_seats(const std::string& event_id,
+                                                 const std::string& section, Timestamp now) {
+  auto state_ptr = find_event(event_id);
+  if (!state_ptr) return make_error(Errc::not_found, "no event " + event_id);
+  std::lock_guard lock(state_ptr->mutex);
+  reclaim(*state_ptr, now);
+  auto index = state_ptr->layout.section_index(section);
+  if (!index) return make_error(Errc::not_found, "no section " + section);
+  return state_ptr->sections[*index].free();
+}
+
+std::vector<SectionRef> MemorySeatLockStore::sweep_expired(Timestamp now, size_t limit) {
+  std::vector<std::shared_ptr<EventState>> events;
+  {
+    std::shared_lock lock(events_mutex_);
+    for (const auto& [id, state] : events_) events.push_back(state);
+  }
+  std::vector<SectionRef> returned;
+  for (auto& state : events) {
+    std::lock_guard lock(state->mutex);
+    reclaim(*state, now, limit);
+    for (size_t i = 0; i < state->seats_returned.size(); ++i) {
+      if (!state->seats_returned[i]) continue;
+      state->seats_returned[i] = false;
+      const auto& event = state->layout.event();
+      returned.push_back({event.id, event.sections[i].id});
+    }
+  }
+  return returned;
+}
+
 Status MemorySeatLockStore::mark_sold(const std::string& hold_id, Timestamp now) {
   auto state_ptr = find_event_of_hold(hold_id);
   if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
@@ -413,8 +468,9 @@ Result<std::vector<SectionAvailability>> MemorySeatLockStore::availability(
   const auto& event = state.layout.event();
   for (size_t i = 0; i < state.sections.size(); ++i) {
     const auto& s = state.sections[i];
+    const uint32_t kept = s.waitlisted ? s.free() : 0;
     result.push_back({event.sections[i].id, event.sections[i].kind, s.capacity, s.available(),
-                      s.held, s.sold});
+                      s.held + kept, s.sold, s.waitlisted});
   }
   return result;
 }
@@ -444,10 +500,11 @@ Result<std::vector<SeatState>> MemorySeatLockStore::seats(const std::string& eve
     end = begin + it->seats;
   }
   const auto& status = state.sections[*section_index].status;
+  const bool kept = state.sections[*section_index].waitlisted > 0;
   std::vector<SeatState> result;
   result.reserve(end - begin);
   for (uint32_t i = begin; i < end; ++i) {
-    const auto s = status[i] == kFree   ? SeatStatus::available
+    const auto s = status[i] == kFree   ? (kept ? SeatStatus::held : SeatStatus::available)
                    : status[i] == kHeld ? SeatStatus::held
                                         : SeatStatus::sold;
     result.push_back({state.layout.seat_id(*section_index, i), s});

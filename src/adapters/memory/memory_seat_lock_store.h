@@ -32,6 +32,11 @@ class MemorySeatLockStore final : public SeatLockStore {
   Result<Hold> release(const std::string& hold_id, Timestamp now) override;
   Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now) override;
   void abort_checkout(const std::string& hold_id, bool keep) override;
+  void set_waitlisted(const std::string& event_id, const std::string& section,
+                      uint32_t waiting) override;
+  Result<uint32_t> free_seats(const std::string& event_id, const std::string& section,
+                              Timestamp now) override;
+  std::vector<SectionRef> sweep_expired(Timestamp now, size_t limit) override;
   Status mark_sold(const std::string& hold_id, Timestamp now) override;
   Status release_booked(const std::string& hold_id, Timestamp now) override;
   Result<std::vector<SectionAvailability>> availability(const std::string& event_id,
@@ -47,7 +52,7 @@ class MemorySeatLockStore final : public SeatLockStore {
   std::shared_ptr<EventState> find_event(const std::string& event_id) const;
   std::shared_ptr<EventState> find_event_of_hold(const std::string& hold_id) const;
   /// Expires every active hold whose time has come and forgets finished ones past retention.
-  void reclaim(EventState& state, Timestamp now);
+  void reclaim(EventState& state, Timestamp now, size_t limit = SIZE_MAX);
   void free_seats(EventState& state, HoldRecord& record);
   void finish(EventState& state, HoldRecord& record, HoldStatus status, Timestamp now);
 
