@@ -49,6 +49,8 @@ Settings::Settings(Config& c) : config_(c) {
   add("drain_timeout_seconds", "on SIGTERM, how long requests in flight may still take",
       &c.drain_timeout_seconds);
   add("log_level", "trace, debug, info, warn, error", &c.log_level);
+  add("waitlist_offer_seconds", "how long a waiting buyer has to check out an offer",
+      &c.waitlist_offer_seconds);
   const std::string later = "is not available in this build yet; leave it unset to run embedded";
   add("redis_url", "seat locks and waitlist in Redis", &c.redis_url, "the Redis adapter " + later);
   add("postgres_url", "bookings in PostgreSQL", &c.postgres_url, "the PostgreSQL adapter " + later);

@@ -38,6 +38,13 @@ struct Config {
   uint32_t payment_max_deliveries = 5;
   uint32_t payment_reconcile_seconds = 120;
 
+  // Waitlist.
+  uint32_t waitlist_offer_seconds = 600;
+  // Not a setting (no flag): the delay of every charge by the in-process simulator, which
+  // `boxoffice demo` sets so that its payments take time as a real processor's do. A separate
+  // simulator takes `payment-sim --latency-ms`.
+  uint32_t sim_latency_ms = 0;
+
   // Engines of later steps: refused with a clear message until their adapters exist.
   std::string redis_url, postgres_url, nats_url, jwt_keys;
   std::string roles, booking_url, waitlist_url, internal_secret, rate_limits;

@@ -11,6 +11,7 @@
 #include "adapters/memory/memory_seat_lock_store.h"
 #include "adapters/sqlite/sqlite_booking_store.h"
 #include "adapters/sqlite/sqlite_payment_queue.h"
+#include "adapters/sqlite/sqlite_waitlist_store.h"
 #include "http/api.h"
 #include "http/jwt.h"
 #include "http/server.h"
@@ -18,6 +19,7 @@
 #include "ports/clock.h"
 #include "services/booking_service.h"
 #include "services/payment_processor.h"
+#include "services/waitlist_service.h"
 
 namespace boxoffice::app {
 
@@ -62,12 +64,14 @@ struct System::Impl {
   SystemClock clock;
   std::unique_ptr<SqliteBookingStore> bookings_db;
   std::unique_ptr<SqlitePaymentQueue> payment_queue;
+  std::unique_ptr<SqliteWaitlistStore> waitlist_store;
   std::unique_ptr<payment_sim::InProcessPaymentSim> simulator;
   std::unique_ptr<HttpPaymentProvider> provider;
   std::string provider_url;
   MemorySeatLockStore locks;
   std::unique_ptr<BookingService> booking_service;
   std::unique_ptr<PaymentProcessor> processor;
+  std::unique_ptr<WaitlistService> waitlist;
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::HttpServer> server;
   std::unique_ptr<Periodic> purge;
@@ -101,6 +105,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
     policy.max_deliveries = c.payment_max_deliveries;
     s.payment_queue = std::make_unique<SqlitePaymentQueue>(db_path, s.clock, policy,
                                                            c.payment_concurrency + 2);
+    s.waitlist_store = std::make_unique<SqliteWaitlistStore>(db_path, workers);
   } catch (const std::exception& e) {
     throw ConfigError("cannot open the bookings database " + db_path + ": " + e.what());
   }
@@ -109,7 +114,9 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   if (s.provider_url.empty()) {
     // No provider configured: the same simulator `boxoffice payment-sim` runs, on loopback in
     // this process, reached over HTTP exactly like a real provider.
-    s.simulator = std::make_unique<payment_sim::InProcessPaymentSim>();
+    payment_sim::SimulatorOptions sim_options;
+    sim_options.latency = Millis{c.sim_latency_ms};
+    s.simulator = std::make_unique<payment_sim::InProcessPaymentSim>(sim_options);
     s.provider_url = s.simulator->base_url();
   }
   try {
@@ -127,7 +134,27 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   payment_options.reconcile_after = std::chrono::seconds{c.payment_reconcile_seconds};
   s.processor = std::make_unique<PaymentProcessor>(s.clock, *s.bookings_db, *s.payment_queue,
                                                    *s.provider, s.locks, payment_options);
-  s.booking_service->on_checkout([processor = s.processor.get()] { processor->wake(); });
+  if (c.waitlist_offer_seconds < 10) throw ConfigError("waitlist_offer_seconds must be at least 10");
+  WaitlistOptions waitlist_options;
+  waitlist_options.offer_window = std::chrono::seconds{c.waitlist_offer_seconds};
+  s.waitlist = std::make_unique<WaitlistService>(s.clock, s.locks, *s.waitlist_store,
+                                                 *s.booking_service, waitlist_options);
+  s.waitlist->recover();
+  auto* waitlist = s.waitlist.get();
+  auto* processor = s.processor.get();
+  s.booking_service->set_hooks(
+      {[processor, waitlist](const Booking& booking) {
+         processor->wake();
+         // Checkout of an offer converts its waitlist entry; a blocking store call, but checkout
+         // already runs on a worker.
+         waitlist->on_checkout(booking.hold_id);
+       },
+       [waitlist](const std::string& event_id, const std::string& section) {
+         waitlist->poke(event_id, section);
+       }});
+  processor->on_seats_released([waitlist](const std::string& event_id, const std::string& section) {
+    waitlist->poke(event_id, section);
+  });
 
   http::ApiOptions api_options;
   api_options.jwt = {c.jwt_secret, c.jwt_issuer, c.jwt_audience,
@@ -137,12 +164,16 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
                                      s.bookings_db->max_fence();
                                      return true;
                                    }});
+  api_options.readiness.push_back({"waitlist_store:sqlite", [&s] {
+                                     s.waitlist_store->active_sections();
+                                     return true;
+                                   }});
   api_options.readiness.push_back({"payment_queue:sqlite", [&s] {
                                      s.payment_queue->counts();
                                      return true;
                                    }});
   s.api = std::make_unique<http::Api>(std::move(api_options), s.clock, *s.booking_service,
-                                      *s.bookings_db);
+                                      *s.waitlist, *s.bookings_db);
 
   http::ServerOptions server_options;
   server_options.address = listen->host;
@@ -171,6 +202,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
 }
 
 System::~System() {
+  if (impl_->waitlist) impl_->waitlist->stop();
   if (impl_->processor) impl_->processor->stop();
 }
 
@@ -179,11 +211,14 @@ const Config& System::config() const { return impl_->config; }
 std::string System::payment_provider_url() const { return impl_->provider_url; }
 BookingService& System::bookings() { return *impl_->booking_service; }
 PaymentProcessor& System::payments() { return *impl_->processor; }
+WaitlistService& System::waitlist() { return *impl_->waitlist; }
 
 void System::run() {
   impl_->processor->start();
+  impl_->waitlist->start();
   impl_->server->run();
   // Requests are drained; jobs in flight finish, the rest stay queued for the next start.
+  impl_->waitlist->stop();
   impl_->processor->stop();
 }
 

@@ -11,6 +11,7 @@
 namespace boxoffice {
 class BookingService;
 class PaymentProcessor;
+class WaitlistService;
 }  // namespace boxoffice
 
 namespace boxoffice::app {
@@ -40,6 +41,7 @@ class System {
 
   BookingService& bookings();
   PaymentProcessor& payments();
+  WaitlistService& waitlist();
 
  private:
   struct Impl;

@@ -12,6 +12,7 @@ std::string_view to_string(Errc code) {
     case Errc::sale_not_open: return "sale_not_open";
     case Errc::limit_exceeded: return "limit_exceeded";
     case Errc::hold_expired: return "hold_expired";
+    case Errc::seats_available: return "seats_available";
     case Errc::invalid_state: return "invalid_state";
     case Errc::conflict: return "conflict";
     case Errc::idempotency_key_reused: return "idempotency_key_reused";

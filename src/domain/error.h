@@ -20,6 +20,7 @@ enum class Errc {
   sale_not_open,           // 403
   limit_exceeded,          // 422: order or buyer cap
   hold_expired,            // 409: the hold is no longer valid
+  seats_available,         // 409: joining a waitlist while seats can be held
   invalid_state,           // 409: the object's status does not allow this
   conflict,                // 409: an object with this id already exists
   idempotency_key_reused,  // 422

@@ -51,8 +51,12 @@ Result<Caller> authenticate(const HttpRequest& request, const jwt::VerifierConfi
 }  // namespace
 
 Api::Api(ApiOptions options, const Clock& clock, BookingService& bookings,
-         IdempotencyStore& idempotency)
-    : options_(std::move(options)), clock_(clock), bookings_(bookings), idempotency_(idempotency) {
+         WaitlistService& waitlist, IdempotencyStore& idempotency)
+    : options_(std::move(options)),
+      clock_(clock),
+      bookings_(bookings),
+      waitlist_(waitlist),
+      idempotency_(idempotency) {
   add_routes();
   std::vector<std::string> names;
   for (const auto& route : router_.routes()) names.push_back(route.method + " " + route.pattern);

@@ -15,6 +15,7 @@
 #include "ports/clock.h"
 #include "ports/idempotency_store.h"
 #include "services/booking_service.h"
+#include "services/waitlist_service.h"
 
 namespace boxoffice::http {
 
@@ -33,7 +34,7 @@ struct ApiOptions {
 class Api final : public RequestHandler {
  public:
   Api(ApiOptions options, const Clock& clock, BookingService& bookings,
-      IdempotencyStore& idempotency);
+      WaitlistService& waitlist, IdempotencyStore& idempotency);
 
   /// True when the request's route may block on an engine.
   bool needs_worker(const HttpRequest& request) const override;
@@ -52,6 +53,7 @@ class Api final : public RequestHandler {
   ApiOptions options_;
   const Clock& clock_;
   BookingService& bookings_;
+  WaitlistService& waitlist_;
   IdempotencyStore& idempotency_;
   Router router_;
   std::unique_ptr<Metrics> metrics_;

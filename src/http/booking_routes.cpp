@@ -51,6 +51,7 @@ HttpResponse no_content() {
 void Api::add_routes() {
   auto& r = router_;
   auto& service = bookings_;
+  auto& waitlist = waitlist_;
   const auto& clock = clock_;
 
   // --- Events -------------------------------------------------------------------------------
@@ -85,9 +86,11 @@ void Api::add_routes() {
                           200, [](const auto& seats) { return seats_to_json(seats); });
          }});
   r.add({"GET", "/v1/events/{event_id}/stats", Access::admin, true, false,
-         [&service](const RouteContext& c) {
-           return respond(service.stats(c.caller, c.param("event_id")), 200,
-                          [](const EventStats& s) { return stats_to_json(s); });
+         [&service, &waitlist](const RouteContext& c) {
+           const auto& id = c.param("event_id");
+           return respond(service.stats(c.caller, id), 200, [&](const EventStats& s) {
+             return stats_to_json(s, waitlist.counts(id));
+           });
          }});
 
   // --- Holds --------------------------------------------------------------------------------
@@ -138,6 +141,28 @@ void Api::add_routes() {
          [&service](const RouteContext& c) {
            return respond(service.cancel_booking(c.caller, c.param("booking_id")), 202,
                           [](const Booking& b) { return to_json(b); });
+         }});
+
+  // --- Waitlist ------------------------------------------------------------------------------
+  r.add({"POST", "/v1/events/{event_id}/waitlist", Access::buyer, true, true,
+         [&waitlist](const RouteContext& c) {
+           if (auto bad = require_json(c.request)) return *bad;
+           auto wanted = waitlist_join_from_json(c.request.body);
+           if (!wanted) return problem(wanted.error());
+           return respond(
+               waitlist.join(c.caller, c.param("event_id"), wanted->section, wanted->quantity), 201,
+               [](const WaitlistEntry& e) { return to_json(e); });
+         }});
+  r.add({"GET", "/v1/waitlist/{entry_id}", Access::buyer, true, false,
+         [&waitlist](const RouteContext& c) {
+           return respond(waitlist.get(c.caller, c.param("entry_id")), 200,
+                          [](const WaitlistEntry& e) { return to_json(e); });
+         }});
+  r.add({"DELETE", "/v1/waitlist/{entry_id}", Access::buyer, true, false,
+         [&waitlist](const RouteContext& c) {
+           auto left = waitlist.leave(c.caller, c.param("entry_id"));
+           if (!left) return problem(left.error());
+           return no_content();
          }});
 
   // --- Operations ---------------------------------------------------------------------------

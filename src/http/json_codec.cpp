@@ -125,7 +125,8 @@ Result<Event> event_from_json(std::string_view body, Timestamp now) {
   f.time("sale_opens_at", event.sale_opens_at, false);
   f.integer("hold_ttl_seconds", event.hold_ttl_seconds, false, 0, 1'000'000);
   f.integer("max_seats_per_order", event.max_seats_per_order, false, 0, 1'000'000);
-  bool buyer_cap_given = (*root)->if_contains("max_seats_per_buyer") != nullptr;
+  const auto* buyer_cap = (*root)->if_contains("max_seats_per_buyer");
+  const bool buyer_cap_given = buyer_cap && !buyer_cap->is_null();  // null means "the default"
   f.integer("max_seats_per_buyer", event.max_seats_per_buyer, false, 0, 1'000'000);
   if (!buyer_cap_given) event.max_seats_per_buyer = event.max_seats_per_order;
   if (const auto* sections = f.array("sections", true)) {
@@ -212,6 +213,20 @@ Result<HoldSelection> hold_selection_from_json(std::string_view body) {
     return error;
   }
   return HoldSelection{std::move(wanted)};
+}
+
+Result<SectionQuantity> waitlist_join_from_json(std::string_view body) {
+  auto parsed = parse_json(body);
+  if (!parsed) return parsed.take_error();
+  auto root = as_object(*parsed, "the waitlist request");
+  if (!root) return root.take_error();
+  Fields f(**root, "");
+  f.only({"section", "quantity"});
+  SectionQuantity wanted;
+  f.string("section", wanted.section, true, 64);
+  f.integer("quantity", wanted.quantity, true, 1, EventLimits::seats_per_order_max);
+  if (f.error()) return *f.error();
+  return wanted;
 }
 
 Result<std::string> checkout_from_json(std::string_view body) {
@@ -304,9 +319,7 @@ json::object availability_to_json(const std::string& event_id,
                                {"available", s.available},
                                {"held", s.held},
                                {"sold", s.sold},
-                               // Waitlists arrive with the Waitlist Service; until then nobody
-                               // can be waiting.
-                               {"waitlisted", 0}});
+                               {"waitlisted", s.waitlisted}});
   }
   return json::object{{"event_id", event_id}, {"sections", std::move(out)}};
 }
@@ -318,7 +331,23 @@ json::object seats_to_json(const std::vector<SeatState>& seats) {
   return json::object{{"seats", std::move(out)}};
 }
 
-json::object stats_to_json(const EventStats& stats) {
+json::object to_json(const WaitlistEntry& entry) {
+  json::object out{{"id", entry.id},
+                   {"event_id", entry.event_id},
+                   {"section", entry.section},
+                   {"quantity", entry.quantity},
+                   {"status", to_string(entry.status)},
+                   {"created_at", format_rfc3339(entry.created_at)},
+                   {"updated_at", format_rfc3339(entry.updated_at)}};
+  out["position"] = entry.position ? json::value(*entry.position) : json::value(nullptr);
+  if (entry.offer) {
+    out["offer"] = json::object{{"hold_id", entry.offer->hold_id},
+                                {"expires_at", format_rfc3339(entry.offer->expires_at)}};
+  }
+  return out;
+}
+
+json::object stats_to_json(const EventStats& stats, const WaitlistCounts& waitlist) {
   auto out = availability_to_json(stats.event_id, stats.sections);
   const auto& b = stats.bookings;
   out["bookings"] = json::object{{"pending_payment", b.pending_payment},
@@ -330,6 +359,11 @@ json::object stats_to_json(const EventStats& stats) {
   out["payments"] = json::object{{"attempts", b.payment_attempts},
                                  {"declines", b.payment_failed},
                                  {"dead_lettered", b.dead_lettered}};
+  out["waitlist"] = json::object{{"waiting", waitlist.waiting},
+                                 {"offered", waitlist.offered},
+                                 {"converted", waitlist.converted},
+                                 {"expired", waitlist.expired},
+                                 {"left", waitlist.left}};
   return out;
 }
 

@@ -21,6 +21,7 @@ ErrorInfo info_of(Errc code) {
     case Errc::sale_not_open: return {403, "The sale is not open"};
     case Errc::limit_exceeded: return {422, "Limit exceeded"};
     case Errc::hold_expired: return {409, "The hold is no longer valid"};
+    case Errc::seats_available: return {409, "Seats are available"};
     case Errc::invalid_state: return {409, "Not allowed in the current state"};
     case Errc::conflict: return {409, "Conflict"};
     case Errc::idempotency_key_reused: return {422, "Idempotency key reused with another request"};

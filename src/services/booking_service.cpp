@@ -134,7 +134,9 @@ Result<Hold> BookingService::get_hold(const Caller& caller, const std::string& h
 
 Result<Hold> BookingService::release_hold(const Caller& caller, const std::string& hold_id) {
   if (auto hold = get_hold(caller, hold_id); !hold) return hold;
-  return locks_.release(hold_id, clock_.now());
+  auto released = locks_.release(hold_id, clock_.now());
+  if (released && hooks_.seats_released) hooks_.seats_released(released->event_id, released->section);
+  return released;
 }
 
 Result<Booking> BookingService::checkout(const Caller& caller, const std::string& hold_id,
@@ -172,7 +174,7 @@ Result<Booking> BookingService::checkout(const Caller& caller, const std::string
     return make_error(Errc::hold_expired,
                       "the hold can no longer be booked: " + booking.error().detail);
   }
-  notify_payments();
+  if (hooks_.payment_job_committed) hooks_.payment_job_committed(*booking);
   return booking;
 }
 
@@ -195,7 +197,7 @@ Result<Booking> BookingService::cancel_booking(const Caller& caller, const std::
   }
   auto cancelled = bookings_.transition(booking_id, BookingStatus::confirmed,
                                         BookingStatus::cancelled, clock_.now());
-  if (cancelled) notify_payments();
+  if (cancelled && hooks_.payment_job_committed) hooks_.payment_job_committed(*cancelled);
   return cancelled;
 }
 

@@ -62,21 +62,23 @@ class BookingService {
   /// A confirmed booking becomes cancelled, with a refund job in the same transaction.
   Result<Booking> cancel_booking(const Caller& caller, const std::string& booking_id);
 
-  /// Called after every booking or cancellation is committed, so the payment pipeline picks its
-  /// job up at once instead of at its next poll. Set before serving.
-  void on_checkout(std::function<void()> callback) { on_checkout_ = std::move(callback); }
+  /// What other parts want to hear about. Set before serving; each must be quick and must not
+  /// block (holds are released on I/O threads).
+  struct Hooks {
+    /// A booking (and its charge job) or a cancellation (and its refund job) was committed.
+    std::function<void(const Booking&)> payment_job_committed;
+    /// A hold was released: its section got seats back.
+    std::function<void(const std::string& event_id, const std::string& section)> seats_released;
+  };
+  void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
 
   static constexpr size_t bookings_list_max = 500;
 
  private:
   std::shared_ptr<const Event> find_event(const std::string& event_id);
 
-  void notify_payments() const {
-    if (on_checkout_) on_checkout_();
-  }
-
   const Clock& clock_;
-  std::function<void()> on_checkout_;
+  Hooks hooks_;
   SeatLockStore& locks_;
   BookingStore& bookings_;
 

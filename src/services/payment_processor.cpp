@@ -166,7 +166,11 @@ void PaymentProcessor::settle_seats(const Booking& booking) {
     case BookingStatus::confirmed:
     case BookingStatus::cancelled: (void)locks_.mark_sold(booking.hold_id, now); break;
     case BookingStatus::payment_failed:
-    case BookingStatus::refunded: (void)locks_.release_booked(booking.hold_id, now); break;
+    case BookingStatus::refunded:
+      if (locks_.release_booked(booking.hold_id, now) && seats_released_) {
+        seats_released_(booking.event_id, booking.section);
+      }
+      break;
     case BookingStatus::pending_payment: break;
   }
 }

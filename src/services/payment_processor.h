@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -56,6 +57,10 @@ class PaymentProcessor {
   void stop();
   /// A job was just committed: relay and process without waiting for the next poll.
   void wake();
+  /// Called when a booking's seats are released (payment failed, refunded). Set before start().
+  void on_seats_released(std::function<void(const std::string& event_id, const std::string& section)> callback) {
+    seats_released_ = std::move(callback);
+  }
 
   // The steps the pump runs, public so tests can drive them one at a time.
   /// Outbox → queue; returns how many jobs were published.
@@ -86,6 +91,7 @@ class PaymentProcessor {
   PaymentProvider& provider_;
   SeatLockStore& locks_;
   const PaymentProcessorOptions options_;
+  std::function<void(const std::string&, const std::string&)> seats_released_;
 
   std::mutex mutex_;
   std::condition_variable wake_pump_;
