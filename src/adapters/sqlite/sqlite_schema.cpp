@@ -112,6 +112,39 @@ CREATE TABLE payment_jobs (
 CREATE INDEX payment_jobs_due ON payment_jobs (visible_at_ms, sequence) WHERE state <> 'dead';
 CREATE INDEX payment_jobs_dead ON payment_jobs (sequence) WHERE state = 'dead';
 )sql"},
+    {3, "waitlist entries", R"sql(
+-- The Waitlist Store. `sequence` is the join order: AUTOINCREMENT, so a sequence is never reused
+-- and a later join always sorts after an earlier one, whichever section it is in. Entries are
+-- kept after they leave the line (converted, expired, left) for the event's counts.
+CREATE TABLE waitlist_entries (
+  sequence            INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                  TEXT NOT NULL UNIQUE,
+  event_id            TEXT NOT NULL,
+  section             TEXT NOT NULL,
+  buyer               TEXT NOT NULL,
+  quantity            INTEGER NOT NULL CHECK (quantity > 0),
+  status              TEXT NOT NULL CHECK (status IN
+                        ('waiting', 'offered', 'converted', 'expired', 'left')),
+  offer_hold_id       TEXT,
+  offer_expires_at_ms INTEGER,
+  created_at_ms       INTEGER NOT NULL,
+  updated_at_ms       INTEGER NOT NULL,
+  -- An entry in line has no offer yet; an offered one always has both halves of it.
+  CHECK (status <> 'waiting' OR (offer_hold_id IS NULL AND offer_expires_at_ms IS NULL)),
+  CHECK (status <> 'offered' OR (offer_hold_id IS NOT NULL AND offer_expires_at_ms IS NOT NULL))
+) STRICT;
+-- The arbiter of "one live entry per buyer and section": two joins racing in different
+-- processes cannot both pass it, as they could pass a prior read.
+CREATE UNIQUE INDEX waitlist_live_buyer ON waitlist_entries (event_id, section, buyer)
+  WHERE status IN ('waiting', 'offered');
+-- The line of a section in join order: first_fitting, positions and waiting counts are range
+-- scans of it, and carrying quantity lets the fit test skip entries without reading their rows.
+CREATE INDEX waitlist_line ON waitlist_entries (event_id, section, status, sequence, quantity);
+-- Offers by expiry, for the sweeper; only offered entries are in it.
+CREATE INDEX waitlist_offers_by_expiry ON waitlist_entries (offer_expires_at_ms, sequence)
+  WHERE status = 'offered';
+CREATE INDEX waitlist_by_offer ON waitlist_entries (offer_hold_id) WHERE offer_hold_id IS NOT NULL;
+)sql"},
 };
 
 constexpr SqlQuery kCreateMigrationsTable{

@@ -1,7 +1,8 @@
 #pragma once
-// The schema of the bookings file. The Bookings DB, the idempotency records and the Payment Queue
-// live in one SQLite file, so they share one list of migrations: whichever store opens the file
-// first brings all of it up to date, and a file written by an older build upgrades in place.
+// The schema of the bookings file. The Bookings DB, the idempotency records, the Payment Queue and
+// the Waitlist Store live in one SQLite file, so they share one list of migrations: whichever
+// store opens the file first brings all of it up to date, and a file written by an older build
+// upgrades in place.
 
 #include <cstdint>
 #include <span>
