@@ -56,6 +56,8 @@ struct RestoredClaim {
   std::vector<std::string> seats;  // empty for general admission
   uint32_t quantity = 0;
   bool sold = false;  // confirmed (or cancelled, not yet refunded): sold; pending_payment: held
+  Timestamp hold_created_at{};  // the checked-out hold's own times, shown by get_hold
+  Timestamp hold_expires_at{};
 };
 
 /// Seat Lock Store: the fast gate of every sale. It keeps, per event, which seats are free, held

@@ -631,6 +631,9 @@ TEST_P(BookingStoreContract, LiveClaimsAreTheBookingsThatHoldSeats) {
   EXPECT_EQ(pending_seat.seats, (Seats{"orch:A:1"}));
   EXPECT_EQ(pending_seat.quantity, 1u);
   EXPECT_FALSE(pending_seat.sold);
+  // The hold's own times come back, so a rebuilt lock store shows the hold as it was.
+  EXPECT_EQ(pending_seat.hold_created_at, kT0);
+  EXPECT_EQ(pending_seat.hold_expires_at, kT0 + minutes{5});
 
   const RestoredClaim& confirmed = claims.at(m.confirmed_seats.hold_id);
   EXPECT_EQ(confirmed.buyer, "bob");

@@ -275,7 +275,9 @@ TEST_P(SeatLockStoreContract, RestoreReplaysSoldAndPendingClaims) {
   const auto e = concert();
   store->add_event(e);
   store->restore(e.id, {{"hld_sold", "alice", "orch", {"orch:A:1", "orch:A:2"}, 2, true},
-                        {"hld_pending", "bob", "floor", {}, 3, false}});
+                        {"hld_pending", "bob", "floor", {}, 3, false, t0 - 1min, t0 + 4min}});
+  EXPECT_EQ(store->get_hold("hld_pending", t0)->created_at, t0 - 1min);
+  EXPECT_EQ(store->get_hold("hld_pending", t0)->expires_at, t0 + 4min);
   auto orch = section_of(*store, e, "orch");
   EXPECT_EQ(orch.sold, 2u);
   auto floor = section_of(*store, e, "floor");

@@ -449,6 +449,8 @@ void MemorySeatLockStore::restore(const std::string& event_id,
     hold.amount = event.sections[*section_index].price * claim.quantity;
     hold.currency = event.currency;
     hold.status = HoldStatus::checked_out;
+    hold.created_at = claim.hold_created_at;
+    hold.expires_at = claim.hold_expires_at;
     {
       std::lock_guard index_lock(hold_index_mutex_);
       event_of_hold_.emplace(hold.id, event_id);

@@ -70,9 +70,14 @@ constexpr SqlQuery kUpdateStatus{
     "UPDATE bookings SET status = ?3, updated_at_ms = ?4, last_error = ?5 "
     "WHERE id = ?1 AND status = ?2"};
 // Kept in step with holds_seats() in domain/booking.h.
+constexpr SqlQuery kSetHoldTimes{
+    "bookings.set_hold_times",
+    "UPDATE bookings SET hold_created_at_ms = ?2, hold_expires_at_ms = ?3 WHERE id = ?1"};
 constexpr SqlQuery kLiveClaims{
     "bookings.live_claims",
-    "SELECT hold_id, buyer, section, seats, quantity, status FROM bookings "
+    "SELECT hold_id, buyer, section, seats, quantity, status, "
+    "COALESCE(hold_created_at_ms, created_at_ms), COALESCE(hold_expires_at_ms, created_at_ms) "
+    "FROM bookings "
     "WHERE event_id = ?1 AND status IN ('pending_payment', 'confirmed', 'cancelled') "
     "ORDER BY created_at_ms, id"};
 constexpr SqlQuery kMaxFence{"bookings.max_fence", "SELECT COALESCE(MAX(fence), 0) FROM bookings"};
@@ -423,6 +428,9 @@ Result<Booking> SqliteBookingStore::create_booking(const CheckoutRequest& reques
     // hold_id cannot collide (it was looked up under the write lock), so the id was reused.
     return make_error(Errc::conflict, "a booking with id \"" + booking.id + "\" already exists");
   }
+  connection
+      ->query(kSetHoldTimes, booking.id, to_unix_ms(hold.created_at), to_unix_ms(hold.expires_at))
+      .execute();
 
   // The partial unique index decides; a refused row aborts only its statement, so every
   // conflicting seat is found before the whole transaction is rolled back.
@@ -514,6 +522,8 @@ std::vector<RestoredClaim> SqliteBookingStore::live_claims(const std::string& ev
     claim.seats = decode_seats(statement.column_text(3));
     claim.quantity = static_cast<uint32_t>(statement.column_int64(4));
     claim.sold = status != BookingStatus::pending_payment;
+    claim.hold_created_at = from_unix_ms(statement.column_int64(6));
+    claim.hold_expires_at = from_unix_ms(statement.column_int64(7));
     if (!holds_seats(status)) {
       throw StorageError("sqlite: bookings.live_claims returned a " +
                          std::string(to_string(status)) + " booking");

@@ -145,6 +145,12 @@ CREATE INDEX waitlist_offers_by_expiry ON waitlist_entries (offer_expires_at_ms,
   WHERE status = 'offered';
 CREATE INDEX waitlist_by_offer ON waitlist_entries (offer_hold_id) WHERE offer_hold_id IS NOT NULL;
 )sql"},
+    {4, "hold times on bookings", R"sql(
+-- The checked-out hold's own times, so the seat lock store rebuilt after a restart shows the
+-- hold as it was. NULL for bookings written before this migration.
+ALTER TABLE bookings ADD COLUMN hold_created_at_ms INTEGER;
+ALTER TABLE bookings ADD COLUMN hold_expires_at_ms INTEGER;
+)sql"},
 };
 
 constexpr SqlQuery kCreateMigrationsTable{
