@@ -66,10 +66,4 @@ class Settings {
   std::vector<Entry> entries_;
 };
 
-struct ListenAddress {
-  std::string host;
-  uint16_t port = 0;
-};
-std::optional<ListenAddress> parse_listen(const std::string& text);
-
 }  // namespace boxoffice::app

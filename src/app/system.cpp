@@ -14,6 +14,7 @@
 #include "adapters/sqlite/sqlite_waitlist_store.h"
 #include "http/api.h"
 #include "http/jwt.h"
+#include "http/listen_address.h"
 #include "http/server.h"
 #include "payment_sim/sim_server.h"
 #include "ports/clock.h"
@@ -81,7 +82,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   auto& s = *impl_;
   s.config = std::move(config);
   auto& c = s.config;
-  const auto listen = parse_listen(c.listen);
+  const auto listen = http::parse_listen(c.listen);
   if (!listen) throw ConfigError("--listen \"" + c.listen + "\" must be host:port");
   std::error_code ec;
   std::filesystem::create_directories(c.data_dir, ec);

@@ -3,6 +3,7 @@
 
 #include "http/api.h"
 #include "http/json_codec.h"
+#include "http/json_response.h"
 #include "http/problem.h"
 
 namespace boxoffice::http {
@@ -10,13 +11,6 @@ namespace boxoffice::http {
 namespace json = boost::json;
 
 namespace {
-
-HttpResponse json_response(int status, const json::value& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = json::serialize(body);
-  return response;
-}
 
 template <class T, class ToJson>
 HttpResponse respond(Result<T> result, int status, ToJson&& to_json_fn) {
@@ -37,13 +31,6 @@ std::optional<HttpResponse> require_json(const HttpRequest& request) {
   }
   return protocol_problem(415, "unsupported_media_type", "Unsupported media type",
                           "send the body as application/json");
-}
-
-HttpResponse no_content() {
-  HttpResponse response;
-  response.status = 204;
-  response.content_type.clear();
-  return response;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "payment_sim/sim_api.h"
 
+#include "http/json_response.h"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
@@ -11,17 +13,11 @@ namespace boxoffice::payment_sim {
 
 namespace json = boost::json;
 using http::HttpRequest;
+using http::json_response;
 using http::HttpResponse;
 using http::RouteContext;
 
 namespace {
-
-HttpResponse json_response(int status, const json::value& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = json::serialize(body);
-  return response;
-}
 
 const char* to_string(Outcome outcome) {
   return outcome == Outcome::approved ? "approved" : "declined";

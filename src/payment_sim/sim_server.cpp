@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "http/listen_address.h"
 #include "http/server.h"
 #include "payment_sim/sim_api.h"
 
@@ -15,30 +16,6 @@ namespace boxoffice::payment_sim {
 namespace {
 
 constexpr int kExitConfig = 2;
-
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-
-std::optional<HostPort> parse_host_port(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return std::nullopt;
-  HostPort out;
-  out.host = text.substr(0, colon);
-  if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') {
-    out.host = out.host.substr(1, out.host.size() - 2);
-  }
-  const auto port_text = std::string_view{text}.substr(colon + 1);
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) {
-    return std::nullopt;
-  }
-  out.port = static_cast<uint16_t>(port);
-  return out;
-}
 
 std::optional<std::string> invalid_option(const PaymentSimOptions& options) {
   const auto& sim = options.simulator;
@@ -65,7 +42,7 @@ http::ServerOptions server_options(std::string address, uint16_t port, size_t io
 }  // namespace
 
 int run_payment_sim(const PaymentSimOptions& options) {
-  const auto listen = parse_host_port(options.listen);
+  const auto listen = http::parse_listen(options.listen);
   if (!listen) {
     std::cerr << "boxoffice payment-sim: --listen \"" << options.listen << "\" must be host:port\n";
     return kExitConfig;

@@ -263,60 +263,58 @@ Result<Hold> MemorySeatLockStore::hold(const HoldRequest& request) {
   return result;
 }
 
-Result<Hold> MemorySeatLockStore::get_hold(const std::string& hold_id, Timestamp now) {
+template <class Fn>
+auto MemorySeatLockStore::with_hold(const std::string& hold_id, Timestamp now, Fn&& fn)
+    -> decltype(fn(std::declval<EventState&>(), std::declval<HoldRecord&>())) {
   auto state_ptr = find_event_of_hold(hold_id);
   if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
   std::lock_guard lock(state_ptr->mutex);
   reclaim(*state_ptr, now);
   auto it = state_ptr->holds.find(hold_id);
   if (it == state_ptr->holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
-  return it->second.hold;
+  return fn(*state_ptr, it->second);
+}
+
+Result<Hold> MemorySeatLockStore::get_hold(const std::string& hold_id, Timestamp now) {
+  return with_hold(hold_id, now, [](EventState&, HoldRecord& record) -> Result<Hold> {
+    return record.hold;
+  });
 }
 
 Result<Hold> MemorySeatLockStore::release(const std::string& hold_id, Timestamp now) {
-  auto state_ptr = find_event_of_hold(hold_id);
-  if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& state = *state_ptr;
-  std::lock_guard lock(state.mutex);
-  reclaim(state, now);
-  auto it = state.holds.find(hold_id);
-  if (it == state.holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& record = it->second;
-  switch (record.hold.status) {
-    case HoldStatus::active:
-      finish(state, record, HoldStatus::released, now);
-      return record.hold;
-    case HoldStatus::expired:
-      return make_error(Errc::hold_expired, "the hold expired; its seats are already free");
-    case HoldStatus::released:
-      return make_error(Errc::invalid_state, "the hold was already released");
-    case HoldStatus::checked_out:
-      return make_error(Errc::invalid_state, "the hold was checked out; cancel the booking instead");
-  }
-  return make_error(Errc::invalid_state);
+  return with_hold(hold_id, now, [&](EventState& state, HoldRecord& record) -> Result<Hold> {
+    switch (record.hold.status) {
+      case HoldStatus::active:
+        finish(state, record, HoldStatus::released, now);
+        return record.hold;
+      case HoldStatus::expired:
+        return make_error(Errc::hold_expired, "the hold expired; its seats are already free");
+      case HoldStatus::released:
+        return make_error(Errc::invalid_state, "the hold was already released");
+      case HoldStatus::checked_out:
+        return make_error(Errc::invalid_state,
+                          "the hold was checked out; cancel the booking instead");
+    }
+    return make_error(Errc::invalid_state);
+  });
 }
 
 Result<Hold> MemorySeatLockStore::begin_checkout(const std::string& hold_id, Timestamp now) {
-  auto state_ptr = find_event_of_hold(hold_id);
-  if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& state = *state_ptr;
-  std::lock_guard lock(state.mutex);
-  reclaim(state, now);
-  auto it = state.holds.find(hold_id);
-  if (it == state.holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& hold = it->second.hold;
-  switch (hold.status) {
-    case HoldStatus::active: {
-      Hold before = hold;
-      hold.status = HoldStatus::checked_out;
-      return before;
+  return with_hold(hold_id, now, [](EventState&, HoldRecord& record) -> Result<Hold> {
+    auto& hold = record.hold;
+    switch (hold.status) {
+      case HoldStatus::active: {
+        Hold before = hold;
+        hold.status = HoldStatus::checked_out;
+        return before;
+      }
+      case HoldStatus::expired: return make_error(Errc::hold_expired, "the hold expired");
+      case HoldStatus::released: return make_error(Errc::hold_expired, "the hold was released");
+      case HoldStatus::checked_out:
+        return make_error(Errc::invalid_state, "the hold is already checked out");
     }
-    case HoldStatus::expired: return make_error(Errc::hold_expired, "the hold expired");
-    case HoldStatus::released: return make_error(Errc::hold_expired, "the hold was released");
-    case HoldStatus::checked_out:
-      return make_error(Errc::invalid_state, "the hold is already checked out");
-  }
-  return make_error(Errc::invalid_state);
+    return make_error(Errc::invalid_state);
+  });
 }
 
 void MemorySeatLockStore::abort_checkout(const std::string& hold_id, bool keep) {
@@ -377,41 +375,30 @@ std::vector<SectionRef> MemorySeatLockStore::sweep_expired(Timestamp now, size_t
 }
 
 Status MemorySeatLockStore::mark_sold(const std::string& hold_id, Timestamp now) {
-  auto state_ptr = find_event_of_hold(hold_id);
-  if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& state = *state_ptr;
-  std::lock_guard lock(state.mutex);
-  reclaim(state, now);
-  auto it = state.holds.find(hold_id);
-  if (it == state.holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& record = it->second;
-  if (record.hold.status != HoldStatus::checked_out) {
-    return make_error(Errc::invalid_state, "only a checked-out hold can be sold");
-  }
-  if (record.sold) return Ok{};
-  auto& section = state.sections[record.section];
-  assert(section.held >= record.hold.quantity);
-  section.held -= record.hold.quantity;
-  section.sold += record.hold.quantity;
-  for (auto index : record.seat_indices) section.status[index] = kSold;
-  record.sold = true;
-  return Ok{};
+  return with_hold(hold_id, now, [](EventState& state, HoldRecord& record) -> Status {
+    if (record.hold.status != HoldStatus::checked_out) {
+      return make_error(Errc::invalid_state, "only a checked-out hold can be sold");
+    }
+    if (record.sold) return Ok{};
+    auto& section = state.sections[record.section];
+    assert(section.held >= record.hold.quantity);
+    section.held -= record.hold.quantity;
+    section.sold += record.hold.quantity;
+    for (auto index : record.seat_indices) section.status[index] = kSold;
+    record.sold = true;
+    return Ok{};
+  });
 }
 
 Status MemorySeatLockStore::release_booked(const std::string& hold_id, Timestamp now) {
-  auto state_ptr = find_event_of_hold(hold_id);
-  if (!state_ptr) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& state = *state_ptr;
-  std::lock_guard lock(state.mutex);
-  auto it = state.holds.find(hold_id);
-  if (it == state.holds.end()) return make_error(Errc::not_found, "no hold " + hold_id);
-  auto& record = it->second;
-  if (record.hold.status == HoldStatus::released) return Ok{};
-  if (record.hold.status != HoldStatus::checked_out) {
-    return make_error(Errc::invalid_state, "only a checked-out hold's booking can be released");
-  }
-  finish(state, record, HoldStatus::released, now);
-  return Ok{};
+  return with_hold(hold_id, now, [&](EventState& state, HoldRecord& record) -> Status {
+    if (record.hold.status == HoldStatus::released) return Ok{};
+    if (record.hold.status != HoldStatus::checked_out) {
+      return make_error(Errc::invalid_state, "only a checked-out hold's booking can be released");
+    }
+    finish(state, record, HoldStatus::released, now);
+    return Ok{};
+  });
 }
 
 void MemorySeatLockStore::restore(const std::string& event_id,

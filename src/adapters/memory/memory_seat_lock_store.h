@@ -51,6 +51,11 @@ class MemorySeatLockStore final : public SeatLockStore {
 
   std::shared_ptr<EventState> find_event(const std::string& event_id) const;
   std::shared_ptr<EventState> find_event_of_hold(const std::string& hold_id) const;
+  /// Runs fn(state, record) under the hold's event lock, after reclaiming expired holds;
+  /// not_found when the hold is unknown.
+  template <class Fn>
+  auto with_hold(const std::string& hold_id, Timestamp now, Fn&& fn)
+      -> decltype(fn(std::declval<EventState&>(), std::declval<HoldRecord&>()));
   /// Expires every active hold whose time has come and forgets finished ones past retention.
   void reclaim(EventState& state, Timestamp now, size_t limit = SIZE_MAX);
   void free_seats(EventState& state, HoldRecord& record);
