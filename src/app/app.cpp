@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app/config.h"
+#include "app/demo.h"
 #include "app/system.h"
 #include "http/jwt.h"
 #include "payment_sim/sim_server.h"
@@ -86,10 +87,32 @@ int main(int argc, char** argv) {
                       "delay of pm_card_slow and of timed-out charges");
   auto* seed_option = sim_cmd->add_option("--seed", sim_seed, "seed of the injected failures");
 
+  // `demo` runs its own System with settings of its own: it reads no flag, variable or file of
+  // the settings table.
+  auto* demo_cmd = cli.add_subcommand(
+      "demo", "sell out an event to simulated buyers over real HTTP, then check the invariants");
+  DemoOptions demo;
+  uint64_t demo_seed = 0;
+  demo_cmd->add_option("--buyers", demo.buyers, "simulated buyers (default 6000; 800 with --small)")
+      ->check(CLI::Range(1u, 1'000'000u));
+  demo_cmd->add_option("--concurrency", demo.concurrency,
+                       "buyers active at once, each on its own connection (default 64)")
+      ->check(CLI::Range(1u, 10'000u));
+  demo_cmd->add_option("--data-dir", demo.data_dir,
+                       "where the embedded engines keep their files (default: a fresh temporary "
+                       "directory, removed afterwards)");
+  demo_cmd->add_flag("--keep-data", demo.keep_data, "keep the temporary data directory");
+  auto* demo_seed_option = demo_cmd->add_option("--seed", demo_seed, "seed of the buyers' choices");
+  demo_cmd->add_flag("--small", demo.small, "about 300 seats and 800 buyers: a quick run");
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
+  }
+  if (*demo_cmd) {
+    if (demo_seed_option->count()) demo.seed = demo_seed;
+    return run_demo(demo);
   }
   if (auto error = settings.resolve()) {
     std::cerr << "boxoffice: " << *error << "\n";
