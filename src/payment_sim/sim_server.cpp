@@ -86,7 +86,7 @@ struct InProcessPaymentSim::Impl {
   }
 
   static http::ServerOptions make_options(uint16_t port) {
-    auto options = server_options("127.0.0.1", port, 1, 16);
+    auto options = server_options("127.0.0.1", port, 1, 64);  // a slow card holds a worker 3 s
     options.handle_signals = false;  // the test process's signals are not ours
     return options;
   }
