@@ -150,9 +150,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
          // already runs on a worker.
          waitlist->on_checkout(booking.hold_id);
        },
-       [waitlist](const std::string& event_id, const std::string& section) {
-         waitlist->poke(event_id, section);
-       }});
+       [waitlist](const Hold& hold) { waitlist->on_hold_released(hold); }});
   processor->on_seats_released([waitlist](const std::string& event_id, const std::string& section) {
     waitlist->poke(event_id, section);
   });

@@ -135,7 +135,7 @@ Result<Hold> BookingService::get_hold(const Caller& caller, const std::string& h
 Result<Hold> BookingService::release_hold(const Caller& caller, const std::string& hold_id) {
   if (auto hold = get_hold(caller, hold_id); !hold) return hold;
   auto released = locks_.release(hold_id, clock_.now());
-  if (released && hooks_.seats_released) hooks_.seats_released(released->event_id, released->section);
+  if (released && hooks_.hold_released) hooks_.hold_released(*released);
   return released;
 }
 

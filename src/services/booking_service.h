@@ -67,8 +67,8 @@ class BookingService {
   struct Hooks {
     /// A booking (and its charge job) or a cancellation (and its refund job) was committed.
     std::function<void(const Booking&)> payment_job_committed;
-    /// A hold was released: its section got seats back.
-    std::function<void(const std::string& event_id, const std::string& section)> seats_released;
+    /// A hold was released by its buyer: its section got seats back.
+    std::function<void(const Hold& hold)> hold_released;
   };
   void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
 

@@ -66,7 +66,8 @@ void WaitlistService::run() {
       spdlog::warn("waitlist sweep: {}; retrying shortly", e.what());
     }
     std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, options_.sweep_interval, [this] { return stopping_ || !poked_.empty(); });
+    wake_.wait_for(lock, options_.sweep_interval,
+                   [this] { return stopping_ || !poked_.empty() || !declined_offers_.empty(); });
     if (stopping_) return;
   }
 }
@@ -75,6 +76,15 @@ void WaitlistService::poke(const std::string& event_id, const std::string& secti
   {
     std::lock_guard lock(mutex_);
     poked_.emplace(event_id, section);
+  }
+  wake_.notify_one();
+}
+
+void WaitlistService::on_hold_released(const Hold& hold) {
+  {
+    std::lock_guard lock(mutex_);
+    poked_.emplace(hold.event_id, hold.section);
+    if (hold.id.rfind(kOfferHoldPrefix, 0) == 0) declined_offers_.push_back(hold.id);
   }
   wake_.notify_one();
 }
@@ -202,9 +212,17 @@ size_t WaitlistService::sweep() {
   std::lock_guard serving(serve_mutex_);
   const auto now = clock_.now();
   std::set<std::pair<std::string, std::string>> lines;
+  std::vector<std::string> declined;
   {
     std::lock_guard lock(mutex_);
     lines.swap(poked_);
+    declined.swap(declined_offers_);
+  }
+  for (const auto& hold_id : declined) {
+    auto entry = store_.find_by_offer(hold_id);
+    if (!entry || entry->status != WaitlistStatus::offered) continue;
+    (void)store_.transition(entry->id, WaitlistStatus::offered, WaitlistStatus::expired, now);
+    lines.emplace(entry->event_id, entry->section);
   }
   for (auto& s : locks_.sweep_expired(now, options_.sweep_batch_max)) {
     lines.emplace(std::move(s.event_id), std::move(s.section));

@@ -59,9 +59,11 @@ class WaitlistService {
 
   /// A hold was checked out: if it was an offer, its entry is converted. Blocking (store).
   void on_checkout(const std::string& hold_id);
-  /// Seats came back in a section, or an offer hold was released: serve that line soon.
-  /// Never blocks; safe on I/O threads.
+  /// Seats came back in a section: serve that line soon. Never blocks; safe on I/O threads.
   void poke(const std::string& event_id, const std::string& section);
+  /// A buyer released a hold. If it was an offer, the offer is declined: its entry expires and
+  /// the seats go to the next in line. Never blocks; safe on I/O threads.
+  void on_hold_released(const Hold& hold);
 
   /// One sweeper round: expire due holds, lapse due offers, serve every line with buyers.
   /// Returns the offers made. Public for tests; the sweeper thread calls it.
@@ -85,6 +87,7 @@ class WaitlistService {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::set<std::pair<std::string, std::string>> poked_;
+  std::vector<std::string> declined_offers_;  // hold ids, settled by the next sweep
   bool stopping_ = false;
   std::thread sweeper_;
 };
