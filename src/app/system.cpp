@@ -76,6 +76,7 @@ struct System::Impl {
   std::unique_ptr<http::Api> api;
   std::unique_ptr<http::HttpServer> server;
   std::unique_ptr<Periodic> purge;
+  std::unique_ptr<Periodic> refresh;
 };
 
 System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl>()) {
@@ -194,6 +195,11 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   s.purge = std::make_unique<Periodic>(std::chrono::minutes{10}, [&s] {
     const auto purged = s.bookings_db->purge(s.clock.now(), std::chrono::hours{25});
     if (purged) spdlog::info("purged {} idempotency records", purged);
+  });
+  // The hot path reads events from the cache only; events created by another instance sharing
+  // the bookings store arrive here.
+  s.refresh = std::make_unique<Periodic>(std::chrono::seconds{2}, [&s] {
+    if (auto added = s.booking_service->refresh_events()) spdlog::info("loaded {} new events", added);
   });
   spdlog::info("boxoffice listening on http://{}:{} (data in {}, {} I/O threads, {} workers, "
                "payments via {})",

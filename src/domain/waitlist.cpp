@@ -13,4 +13,16 @@ std::string_view to_string(WaitlistStatus status) {
   return "unknown";
 }
 
+bool can_transition(WaitlistStatus from, WaitlistStatus to) {
+  using S = WaitlistStatus;
+  switch (from) {
+    case S::waiting: return to == S::offered || to == S::left || to == S::expired;
+    case S::offered: return to == S::converted || to == S::expired || to == S::left;
+    case S::converted:
+    case S::expired:
+    case S::left: return false;
+  }
+  return false;
+}
+
 }  // namespace boxoffice

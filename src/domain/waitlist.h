@@ -3,6 +3,7 @@
 //   waiting -> offered (released seats became a hold owned by the buyer)
 //   offered -> converted (the offer was checked out) | expired (the offer lapsed or was declined)
 //   waiting | offered -> left (the buyer left)
+//   waiting -> expired (the line cannot serve the buyer: their cap is full with other seats)
 
 #include <cstdint>
 #include <optional>
@@ -14,6 +15,9 @@ namespace boxoffice {
 
 enum class WaitlistStatus { waiting, offered, converted, expired, left };
 std::string_view to_string(WaitlistStatus status);
+
+/// The only transitions that exist (the diagram above).
+bool can_transition(WaitlistStatus from, WaitlistStatus to);
 
 struct WaitlistOffer {
   std::string hold_id;

@@ -158,9 +158,19 @@ HttpResponse Api::run_idempotent(const Route& route, const RouteContext& context
   // A server-side failure is not an answer worth repeating: let a retry run again.
   if (response.status >= 500) {
     idempotency_.abandon(context.caller.buyer, key);
-  } else {
+    return response;
+  }
+  try {
     idempotency_.complete(context.caller.buyer, key,
                           {response.status, response.content_type, response.body}, clock_.now());
+  } catch (const StorageError& e) {
+    // The request took effect; only its record is missing. Answer it, and free the key rather
+    // than leave it in flight (a retry would then wait out the lease and run again).
+    spdlog::warn("idempotency record for {} not stored: {}", key, e.what());
+    try {
+      idempotency_.abandon(context.caller.buyer, key);
+    } catch (const StorageError&) {
+    }
   }
   return response;
 }

@@ -43,12 +43,15 @@ struct HttpServer::Impl {
         workers(options.worker_threads),
         acceptor(ioc),
         signals(ioc, SIGINT, SIGTERM),
-        drain_timer(ioc) {}
+        drain_strand(net::make_strand(ioc)),
+        drain_timer(drain_strand) {}
 
   /// What a connection exposes to the drain: its socket's executor and whether it waits idle.
   struct Connection {
     beast::tcp_stream* stream;
-    bool idle = true;  // guarded by the connection's strand
+    net::any_io_executor executor;  // the connection's strand, valid after the stream is gone
+    bool idle = true;     // guarded by the connection's strand
+    bool closed = false;  // set on the strand before the stream is destroyed
   };
 
   net::awaitable<void> accept_loop();
@@ -63,6 +66,8 @@ struct HttpServer::Impl {
   net::thread_pool workers;
   tcp::acceptor acceptor;
   net::signal_set signals;
+  /// begin_drain, the drain timer and its cancellation run here only.
+  net::strand<net::io_context::executor_type> drain_strand;
   net::steady_timer drain_timer;
   std::atomic<size_t> worker_queue{0};
   std::atomic<bool> draining{false};
@@ -101,12 +106,13 @@ void HttpServer::run() {
     impl.signals.async_wait([&impl](const boost::system::error_code& ec, int signal) {
       if (ec) return;
       spdlog::info("signal {}: draining", signal);
-      impl.begin_drain();
+      net::post(impl.drain_strand, [&impl] { impl.begin_drain(); });
     });
   } else {
     impl.signals.clear();
   }
-  net::co_spawn(impl.ioc, impl.accept_loop(), net::detached);
+  // On the drain strand: closing the acceptor there never races an accept in progress.
+  net::co_spawn(impl.drain_strand, impl.accept_loop(), net::detached);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < impl.options.io_threads; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
   impl.ioc.run();
@@ -115,7 +121,7 @@ void HttpServer::run() {
 }
 
 void HttpServer::stop() {
-  net::post(impl_->ioc, [impl = impl_.get()] { impl->begin_drain(); });
+  net::post(impl_->drain_strand, [impl = impl_.get()] { impl->begin_drain(); });
 }
 
 void HttpServer::Impl::begin_drain() {
@@ -130,8 +136,8 @@ void HttpServer::Impl::begin_drain() {
   }
   // Idle connections are closed now; busy ones close after their response.
   for (auto& c : open) {
-    net::post(c->stream->get_executor(), [c] {
-      if (c->idle) c->stream->socket().cancel();
+    net::post(c->executor, [c] {
+      if (!c->closed && c->idle) c->stream->socket().cancel();
     });
   }
   drain_timer.expires_after(options.drain_timeout);
@@ -146,7 +152,7 @@ void HttpServer::Impl::begin_drain() {
 void HttpServer::Impl::connection_done() {
   if (!draining.load()) return;
   std::lock_guard lock(connections_mutex);
-  if (connections.empty()) net::post(ioc, [this] { drain_timer.cancel(); });
+  if (connections.empty()) net::post(drain_strand, [this] { drain_timer.cancel(); });
 }
 
 net::awaitable<void> HttpServer::Impl::accept_loop() {
@@ -156,7 +162,7 @@ net::awaitable<void> HttpServer::Impl::accept_loop() {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
       spdlog::warn("accept failed: {}", ec.message());
       // Out of file descriptors and similar: back off instead of spinning.
-      net::steady_timer pause(ioc, std::chrono::milliseconds{50});
+      net::steady_timer pause(drain_strand, std::chrono::milliseconds{50});
       co_await pause.async_wait(use_tuple);
       continue;
     }
@@ -184,7 +190,7 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
   boost::system::error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
   const auto remote = stream.socket().remote_endpoint(ignored).address().to_string();
-  auto connection = std::make_shared<Connection>(Connection{&stream});
+  auto connection = std::make_shared<Connection>(Connection{&stream, stream.get_executor()});
   size_t open_connections = 0;
   {
     std::lock_guard lock(connections_mutex);
@@ -262,6 +268,7 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.close();
+  connection->closed = true;  // a drain's posted cancel must not touch the stream from now on
   api.connection_closed();
   {
     std::lock_guard lock(connections_mutex);

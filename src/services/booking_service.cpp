@@ -27,29 +27,32 @@ BookingService::BookingService(const Clock& clock, SeatLockStore& locks, Booking
 
 void BookingService::recover() {
   locks_.raise_fence_floor(bookings_.max_fence());
+  refresh_events();
+}
+
+std::shared_ptr<const Event> BookingService::find_event(const std::string& event_id) {
+  // The cache only: this runs on I/O threads, and a miss must not become a database read that an
+  // anonymous client could repeat at will. Events made elsewhere arrive by refresh_events().
+  std::shared_lock lock(events_mutex_);
+  auto it = events_.find(event_id);
+  return it == events_.end() ? nullptr : it->second;
+}
+
+size_t BookingService::refresh_events() {
+  size_t added = 0;
   for (auto& event : bookings_.list_events()) {
+    {
+      std::shared_lock lock(events_mutex_);
+      if (events_.count(event.id)) continue;
+    }
     locks_.add_event(event);
     locks_.restore(event.id, bookings_.live_claims(event.id));
     auto cached = std::make_shared<const Event>(std::move(event));
     std::unique_lock lock(events_mutex_);
-    events_[cached->id] = std::move(cached);
+    events_.emplace(cached->id, std::move(cached));
+    ++added;
   }
-}
-
-std::shared_ptr<const Event> BookingService::find_event(const std::string& event_id) {
-  {
-    std::shared_lock lock(events_mutex_);
-    auto it = events_.find(event_id);
-    if (it != events_.end()) return it->second;
-  }
-  // Another instance may have created it: the bookings store knows every event.
-  auto event = bookings_.get_event(event_id);
-  if (!event) return nullptr;
-  locks_.add_event(*event);
-  locks_.restore(event->id, bookings_.live_claims(event->id));
-  auto cached = std::make_shared<const Event>(std::move(*event));
-  std::unique_lock lock(events_mutex_);
-  return events_.emplace(event_id, std::move(cached)).first->second;
+  return added;
 }
 
 Result<Event> BookingService::create_event(const Caller& caller, Event event) {
@@ -133,7 +136,9 @@ Result<Hold> BookingService::get_hold(const Caller& caller, const std::string& h
 }
 
 Result<Hold> BookingService::release_hold(const Caller& caller, const std::string& hold_id) {
-  if (auto hold = get_hold(caller, hold_id); !hold) return hold;
+  auto hold = get_hold(caller, hold_id);
+  if (!hold) return hold;
+  if (hold->buyer != caller.buyer) return not_found("hold", hold_id);  // admins only read
   auto released = locks_.release(hold_id, clock_.now());
   if (released && hooks_.hold_released) hooks_.hold_released(*released);
   return released;
@@ -147,8 +152,13 @@ Result<Booking> BookingService::checkout(const Caller& caller, const std::string
   }
   auto current = get_hold(caller, hold_id);
   if (!current) return current.take_error();
+  if (current->buyer != caller.buyer) return not_found("hold", hold_id);  // admins only read
   if (current->status == HoldStatus::checked_out) {
-    if (auto booking = bookings_.find_booking_by_hold(hold_id)) return *booking;
+    if (auto booking = bookings_.find_booking_by_hold(hold_id)) {
+      // A retry after a crash may find the booking committed but its hooks never run.
+      if (hooks_.payment_job_committed) hooks_.payment_job_committed(*booking);
+      return *booking;
+    }
     return make_error(Errc::request_in_progress, "a checkout of this hold is in progress");
   }
   const auto now = clock_.now();
@@ -191,6 +201,7 @@ std::vector<Booking> BookingService::list_bookings(const Caller& caller) {
 Result<Booking> BookingService::cancel_booking(const Caller& caller, const std::string& booking_id) {
   auto booking = get_booking(caller, booking_id);
   if (!booking) return booking;
+  if (booking->buyer != caller.buyer) return not_found("booking", booking_id);  // admins only read
   if (booking->status != BookingStatus::confirmed) {
     return make_error(Errc::invalid_state, "only a confirmed booking can be cancelled; this one is " +
                                                std::string{to_string(booking->status)});

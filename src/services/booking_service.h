@@ -37,6 +37,10 @@ class BookingService {
   /// lock store's fence floor above every fence the bookings store has seen.
   void recover();
 
+  /// Loads events this instance has not seen (created by another instance); returns how many.
+  /// Blocking; run it in the background.
+  size_t refresh_events();
+
   /// Admin only. Fills id and created_at; sale_opens_at must already be set (the API defaults it
   /// to the time of the request).
   Result<Event> create_event(const Caller& caller, Event event);
@@ -58,6 +62,10 @@ class BookingService {
   Result<Booking> checkout(const Caller& caller, const std::string& hold_id,
                            const std::string& payment_method);
   Result<Booking> get_booking(const Caller& caller, const std::string& booking_id);
+  /// The booking made from a hold, if any (blocking: the bookings store).
+  std::optional<Booking> booking_of_hold(const std::string& hold_id) {
+    return bookings_.find_booking_by_hold(hold_id);
+  }
   std::vector<Booking> list_bookings(const Caller& caller);
   /// A confirmed booking becomes cancelled, with a refund job in the same transaction.
   Result<Booking> cancel_booking(const Caller& caller, const std::string& booking_id);

@@ -180,7 +180,14 @@ void PaymentProcessor::confirm(const Booking& booking) {
                                     BookingStatus::confirmed, clock_.now());
   if (!moved) {
     // Someone settled it first (a duplicate delivery); apply whatever it became.
-    if (auto current = bookings_.get_booking(booking.id)) settle_seats(*current);
+    if (auto current = bookings_.get_booking(booking.id)) {
+      settle_seats(*current);
+      // Failed meanwhile (a dead letter settled as "never charged"): the charge is returned.
+      if (current->status == BookingStatus::payment_failed && !refund_orphan_charge(*current)) {
+        // The provider did not answer: a charge job makes the next attempt.
+        queue_.publish({"charge:" + current->id + ":orphan", PaymentJobKind::charge, current->id});
+      }
+    }
     return;
   }
   settle_seats(*moved);
@@ -196,7 +203,30 @@ void PaymentProcessor::fail(const Booking& booking, const std::string& reason) {
   settle_seats(*moved);
 }
 
+bool PaymentProcessor::refund_orphan_charge(const Booking& booking) {
+  // The booking failed, yet the provider may hold an approved charge for it (it answered after
+  // the dead letter was settled): that money goes back, so no charge outlives its booking.
+  auto found = provider_.find_charge(booking.id);
+  if (std::holds_alternative<ProviderError>(found)) return false;
+  const auto& charge = std::get<std::optional<Charge>>(found);
+  if (!charge || charge->status != ChargeStatus::approved || charge->refunded) return true;
+  spdlog::warn("payments: booking {} failed but was charged; refunding", booking.id);
+  auto refunded = provider_.refund(booking.id);
+  if (std::holds_alternative<ProviderError>(refunded)) return false;
+  ++refunded_;
+  return true;
+}
+
 void PaymentProcessor::charge(const Delivery& delivery, const Booking& booking) {
+  if (booking.status == BookingStatus::payment_failed) {
+    settle_seats(booking);
+    if (!refund_orphan_charge(booking)) {
+      queue_.retry_later(delivery, backoff_for(delivery.delivery));
+      return;
+    }
+    queue_.ack(delivery);
+    return;
+  }
   if (booking.status != BookingStatus::pending_payment) {
     settle_seats(booking);
     queue_.ack(delivery);
@@ -246,7 +276,10 @@ void PaymentProcessor::refund(const Delivery& delivery, const Booking& booking) 
 
 size_t PaymentProcessor::reconcile_dead_letters() {
   size_t settled = 0;
+  // Each provider call may take its whole timeout: bound the pass so the pump keeps pumping.
+  const auto deadline = std::chrono::steady_clock::now() + options_.maintenance_budget;
   for (const auto& dead : queue_.dead_letters(options_.reconcile_batch_max)) {
+    if (std::chrono::steady_clock::now() > deadline) break;
     auto booking = bookings_.get_booking(dead.job.booking_id);
     if (!booking) {
       queue_.remove_dead_letter(dead.job.id);

@@ -33,6 +33,8 @@ struct PaymentProcessorOptions {
   /// A booking still pending_payment (or cancelled, awaiting its refund) this long after its last
   /// change gets its job enqueued again: longer than the queue's whole retry window.
   Millis reconcile_after{std::chrono::minutes{2}};
+  /// At most this much time per pass settling dead letters (provider calls block).
+  Millis maintenance_budget{std::chrono::seconds{5}};
   size_t relay_batch_max = 256;
   size_t reconcile_batch_max = 100;
 };
@@ -80,6 +82,9 @@ class PaymentProcessor {
   void charge(const Delivery& delivery, const Booking& booking);
   void refund(const Delivery& delivery, const Booking& booking);
   void confirm(const Booking& booking);
+  /// Refunds an approved charge of a failed booking, if the provider has one. False when the
+  /// provider did not answer (try again later).
+  bool refund_orphan_charge(const Booking& booking);
   void fail(const Booking& booking, const std::string& reason);
   /// Applies the seat side of a booking that is already final (a redelivered job).
   void settle_seats(const Booking& booking);

@@ -126,7 +126,11 @@ Result<WaitlistEntry> WaitlistService::join(const Caller& caller, const std::str
     }
     return joined;
   }
-  update_gate(event_id, section);
+  {
+    // The sweeper also sets the gate; one writer at a time, so a stale count never lands last.
+    std::lock_guard serving(serve_mutex_);
+    update_gate(event_id, section);
+  }
   // Seats may have come back between the availability check and the gate: serve them.
   poke(event_id, section);
   return store_.get(joined->id).value_or(*joined);
@@ -143,6 +147,9 @@ Result<WaitlistEntry> WaitlistService::get(const Caller& caller, const std::stri
 Result<WaitlistEntry> WaitlistService::leave(const Caller& caller, const std::string& entry_id) {
   auto entry = get(caller, entry_id);
   if (!entry) return entry;
+  if (entry->buyer != caller.buyer) {  // admins only read
+    return make_error(Errc::not_found, "no waitlist entry " + entry_id);
+  }
   if (!entry->live()) {
     return make_error(Errc::invalid_state, "the entry is already " +
                                                std::string{to_string(entry->status)});
@@ -152,7 +159,10 @@ Result<WaitlistEntry> WaitlistService::leave(const Caller& caller, const std::st
   if (entry->status == WaitlistStatus::offered && entry->offer) {
     (void)locks_.release(entry->offer->hold_id, clock_.now());
   }
-  update_gate(entry->event_id, entry->section);
+  {
+    std::lock_guard serving(serve_mutex_);
+    update_gate(entry->event_id, entry->section);
+  }
   poke(entry->event_id, entry->section);
   return left;
 }
@@ -228,6 +238,11 @@ size_t WaitlistService::sweep() {
     lines.emplace(std::move(s.event_id), std::move(s.section));
   }
   for (const auto& entry : store_.lapsed_offers(now, options_.sweep_batch_max)) {
+    // Checked out just before its expiry (or before a crash lost the conversion): converted.
+    if (entry.offer && bookings_.booking_of_hold(entry.offer->hold_id)) {
+      (void)store_.transition(entry.id, WaitlistStatus::offered, WaitlistStatus::converted, now);
+      continue;
+    }
     // The offer's hold expires at the same instant; its seats go to the next in line.
     (void)store_.transition(entry.id, WaitlistStatus::offered, WaitlistStatus::expired, now);
     if (entry.offer) (void)locks_.release(entry.offer->hold_id, now);
@@ -235,7 +250,14 @@ size_t WaitlistService::sweep() {
   }
   for (auto& s : store_.active_sections()) lines.emplace(std::move(s.event_id), std::move(s.section));
   size_t offers = 0;
-  for (const auto& [event_id, section] : lines) offers += serve(event_id, section);
+  for (const auto& [event_id, section] : lines) {
+    try {
+      offers += serve(event_id, section);
+    } catch (const std::exception& e) {
+      // One line's trouble (an engine error) must not stop the others; it is retried next sweep.
+      spdlog::warn("waitlist: serving {}/{} failed: {}", event_id, section, e.what());
+    }
+  }
   return offers;
 }
 

@@ -219,7 +219,6 @@ TEST_F(SqliteWaitlistStoreTest, BugsOfTheCallerAreRefusedLoudlyAndChangeNothing)
   // Edges the state machine does not have.
   EXPECT_THROW((void)store.transition("wl_1", S::waiting, S::converted, kT0),
                std::invalid_argument);
-  EXPECT_THROW((void)store.transition("wl_1", S::waiting, S::expired, kT0), std::invalid_argument);
   EXPECT_THROW((void)store.transition("wl_1", S::waiting, S::waiting, kT0), std::invalid_argument);
   EXPECT_THROW((void)store.transition("wl_1", S::offered, S::waiting, kT0), std::invalid_argument);
   EXPECT_THROW((void)store.transition("wl_1", S::left, S::waiting, kT0), std::invalid_argument);

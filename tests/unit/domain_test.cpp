@@ -5,6 +5,7 @@
 #include "domain/hold.h"
 #include "domain/ids.h"
 #include "domain/seat_layout.h"
+#include "domain/waitlist.h"
 #include "ports/clock.h"
 
 namespace boxoffice {
@@ -129,6 +130,27 @@ TEST(ManualClock, MovesOnlyWhenTold) {
   EXPECT_EQ(clock.now(), t);
   clock.advance(1500ms);
   EXPECT_EQ(clock.now(), t + 1500ms);
+}
+
+}  // namespace
+}  // namespace boxoffice
+
+namespace boxoffice {
+namespace {
+
+TEST(Waitlist, OnlyTheDiagramsTransitionsExist) {
+  using S = WaitlistStatus;
+  const S all[] = {S::waiting, S::offered, S::converted, S::expired, S::left};
+  int allowed = 0;
+  for (auto from : all) {
+    for (auto to : all) allowed += can_transition(from, to);
+  }
+  EXPECT_EQ(allowed, 6);
+  EXPECT_TRUE(can_transition(S::waiting, S::offered));
+  EXPECT_TRUE(can_transition(S::waiting, S::expired));  // the line cannot serve this buyer
+  EXPECT_TRUE(can_transition(S::offered, S::converted));
+  EXPECT_FALSE(can_transition(S::waiting, S::converted));
+  EXPECT_FALSE(can_transition(S::converted, S::expired));
 }
 
 }  // namespace

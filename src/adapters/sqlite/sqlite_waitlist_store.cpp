@@ -91,20 +91,6 @@ WaitlistStatus decode_status(const std::string& text) {
 }
 
 // The edges of the state machine in domain/waitlist.h.
-bool can_move(WaitlistStatus from, WaitlistStatus to) {
-  switch (from) {
-    case WaitlistStatus::waiting:
-      return to == WaitlistStatus::offered || to == WaitlistStatus::left;
-    case WaitlistStatus::offered:
-      return to == WaitlistStatus::converted || to == WaitlistStatus::expired ||
-             to == WaitlistStatus::left;
-    case WaitlistStatus::converted:
-    case WaitlistStatus::expired:
-    case WaitlistStatus::left:
-      return false;
-  }
-  return false;
-}
 
 // Reads a row selected with ENTRY_COLUMNS.
 WaitlistEntry read_entry(const SqliteStatement& row) {
@@ -198,7 +184,7 @@ Result<WaitlistEntry> SqliteWaitlistStore::transition(const std::string& entry_i
                                                       WaitlistStatus from, WaitlistStatus to,
                                                       Timestamp now,
                                                       const std::optional<WaitlistOffer>& offer) {
-  if (!can_move(from, to)) {
+  if (!can_transition(from, to)) {
     throw std::invalid_argument("waitlist: no transition from " + std::string(to_string(from)) +
                                 " to " + std::string(to_string(to)));
   }
