@@ -1,0 +1,200 @@
+#pragma once
+// A thin RAII layer over libpq, shared by the PostgreSQL adapters.
+//
+// Every SQL statement has a name (userver style): it is prepared once per connection under that
+// name and the name is in every error message. libpq failures become exceptions here and nowhere
+// else, mirroring SQLSTATE classes: a unique violation (23505) is a PgUniqueViolation, so a
+// store can turn it into a business outcome; a serialization failure or deadlock (40001, 40P01)
+// is a PgRetryable, so a store can run the transaction again; everything else, and above all a
+// connection that broke, is a plain StorageError.
+
+#include <libpq-fe.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "domain/error.h"
+#include "domain/time.h"
+
+namespace boxoffice {
+
+// A statement and the name it is prepared under.
+struct PgQuery {
+  std::string_view name;
+  std::string_view sql;
+};
+
+// A UNIQUE or PRIMARY KEY constraint refused a write. The transaction is aborted (PostgreSQL
+// aborts the whole transaction on an error): the caller rolls back.
+class PgUniqueViolation : public StorageError {
+ public:
+  PgUniqueViolation(const std::string& what, std::string constraint)
+      : StorageError(what), constraint_(std::move(constraint)) {}
+  const std::string& constraint() const { return constraint_; }
+
+ private:
+  std::string constraint_;
+};
+
+// The transaction lost a serialization conflict or a deadlock: running it again may succeed.
+class PgRetryable : public StorageError {
+ public:
+  using StorageError::StorageError;
+};
+
+// A bytea parameter, sent in binary so that any byte survives.
+struct PgBytes {
+  std::string_view bytes;
+};
+
+// One statement's result rows (text format). Columns are 0-based.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* result) : result_(result) {}
+  PgResult(PgResult&& other) noexcept : result_(std::exchange(other.result_, nullptr)) {}
+  PgResult(const PgResult&) = delete;
+  PgResult& operator=(const PgResult&) = delete;
+  PgResult& operator=(PgResult&&) = delete;
+  ~PgResult();
+
+  int rows() const;
+  // Rows changed by an INSERT, UPDATE or DELETE.
+  int64_t affected() const;
+  bool is_null(int row, int column) const;
+  std::string text(int row, int column) const;
+  int64_t int64(int row, int column) const;
+  bool boolean(int row, int column) const;
+  std::string bytes(int row, int column) const;  // a bytea column
+
+ private:
+  PGresult* result_;
+};
+
+class PgConnection {
+ public:
+  // Connects (throws StorageError when the server cannot be reached). `url` is a libpq URL or
+  // key=value string; a connect_timeout in it wins over `connect_timeout`.
+  PgConnection(const std::string& url, Millis connect_timeout, Millis statement_timeout);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs a named statement, preparing it on its first use on this connection.
+  template <class... Args>
+  PgResult query(const PgQuery& query, const Args&... args) {
+    Params params;
+    params.reserve(sizeof...(args));
+    (add_param(params, args), ...);
+    return execute(query, params);
+  }
+
+  // Runs several statements at once (a migration): not prepared, no parameters.
+  void execute_script(std::string_view name, std::string_view sql);
+
+  // False once the connection broke; the pool replaces it.
+  bool healthy() const;
+  bool in_transaction() const;
+
+ private:
+  struct Param {
+    std::optional<std::string> value;
+    bool binary = false;
+  };
+  using Params = std::vector<Param>;
+
+  static void add_param(Params& params, int64_t value);
+  static void add_param(Params& params, int value) { add_param(params, int64_t{value}); }
+  static void add_param(Params& params, uint32_t value) { add_param(params, int64_t{value}); }
+  static void add_param(Params& params, std::string_view text);
+  static void add_param(Params& params, const std::string& text) {
+    add_param(params, std::string_view{text});
+  }
+  static void add_param(Params& params, const char* text) {
+    add_param(params, std::string_view{text});
+  }
+  static void add_param(Params& params, PgBytes bytes);
+
+  PgResult execute(const PgQuery& query, const Params& params);
+  [[noreturn]] void fail(std::string_view name, PGresult* result);
+
+  PGconn* conn_ = nullptr;
+  std::set<std::string, std::less<>> prepared_;
+};
+
+// Rolls back unless commit() was called. READ COMMITTED (the server's default) unless asked.
+class PgTransaction {
+ public:
+  enum class Isolation { read_committed, serializable };
+
+  explicit PgTransaction(PgConnection& connection, Isolation isolation = Isolation::read_committed);
+  ~PgTransaction();
+  PgTransaction(const PgTransaction&) = delete;
+  PgTransaction& operator=(const PgTransaction&) = delete;
+
+  void commit();
+  void rollback();
+
+ private:
+  PgConnection& connection_;
+  bool open_ = false;
+};
+
+// A bounded set of connections to one database (1 to connections_max), opened on first need
+// and reopened when one broke. A thread borrows one for a call; when none is free it waits at
+// most `acquire_timeout`, then gets a StorageError.
+class PgPool {
+ public:
+  static constexpr size_t connections_max = 64;
+  static constexpr Millis acquire_timeout_default{5'000};
+  static constexpr Millis connect_timeout_default{5'000};
+  // A statement that runs longer is cancelled (SQLSTATE 57014, a StorageError), so a request
+  // fails within a bound instead of tying up a worker behind a stuck lock or server.
+  static constexpr Millis statement_timeout_default{10'000};
+
+  PgPool(std::string url, size_t connections, Millis acquire_timeout = acquire_timeout_default);
+  ~PgPool();
+  PgPool(const PgPool&) = delete;
+  PgPool& operator=(const PgPool&) = delete;
+
+  class Lease {
+   public:
+    Lease(PgPool& pool, std::unique_ptr<PgConnection> connection)
+        : pool_(&pool), connection_(std::move(connection)) {}
+    ~Lease();
+    Lease(Lease&& other) noexcept = default;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+
+    PgConnection& operator*() const { return *connection_; }
+    PgConnection* operator->() const { return connection_.get(); }
+
+   private:
+    PgPool* pool_;
+    std::unique_ptr<PgConnection> connection_;
+  };
+
+  Lease acquire();
+
+ private:
+  void give_back(std::unique_ptr<PgConnection> connection);
+
+  std::string url_;
+  size_t size_;
+  Millis acquire_timeout_;
+  std::mutex mutex_;
+  std::condition_variable idle_changed_;
+  std::vector<std::unique_ptr<PgConnection>> idle_;
+  size_t opened_ = 0;  // connections in idle_ or lent out
+};
+
+}  // namespace boxoffice

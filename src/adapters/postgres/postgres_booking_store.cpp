@@ -1,0 +1,708 @@
+#include "adapters/postgres/postgres_booking_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string_view>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "adapters/postgres/pg_schema.h"
+
+namespace boxoffice {
+
+namespace {
+
+namespace json = boost::json;
+
+// --- queries -----------------------------------------------------------------------------------
+
+constexpr PgQuery kInsertEvent{
+    "events.insert",
+    "INSERT INTO events (id, starts_at_ms, body, created_at_ms) VALUES ($1, $2, $3, $4)"};
+constexpr PgQuery kSelectEvent{"events.select", "SELECT body FROM events WHERE id = $1"};
+constexpr PgQuery kListEvents{"events.list", "SELECT body FROM events ORDER BY starts_at_ms, id"};
+
+constexpr PgQuery kInsertSection{
+    "section_sales.insert",
+    "INSERT INTO section_sales (event_id, section_id, kind, capacity, sold) "
+    "VALUES ($1, $2, $3, $4, 0)"};
+constexpr PgQuery kSelectSectionKind{
+    "section_sales.select_kind",
+    "SELECT kind FROM section_sales WHERE event_id = $1 AND section_id = $2"};
+// The capacity guard: evaluated again on the newest row version after waiting for a concurrent
+// checkout's lock, so two checkouts cannot both take the last seats.
+constexpr PgQuery kTakeCapacity{
+    "section_sales.take",
+    "UPDATE section_sales SET sold = sold + $3 "
+    "WHERE event_id = $1 AND section_id = $2 AND sold + $3 <= capacity"};
+constexpr PgQuery kGiveBackCapacity{"section_sales.give_back",
+                                    "UPDATE section_sales SET sold = sold - $3 "
+                                    "WHERE event_id = $1 AND section_id = $2 AND kind = 'general'"};
+
+// Records the hold's fence on each of its seats unless a newer holder has already booked it; the
+// seats returned are those claimed, so a missing one means the hold is fenced out. Sorted, so
+// every checkout locks fence rows in one order and two checkouts cannot deadlock on them.
+constexpr PgQuery kClaimFences{
+    "seat_fences.claim",
+    "INSERT INTO seat_fences (event_id, resource, fence) "
+    "SELECT $1, seat, $3 FROM jsonb_array_elements_text($2::jsonb) AS seat ORDER BY seat "
+    "ON CONFLICT (event_id, resource) DO UPDATE SET fence = excluded.fence "
+    "WHERE excluded.fence >= seat_fences.fence "
+    "RETURNING resource"};
+
+#define BOOKING_COLUMNS                                                                         \
+  "id, event_id, hold_id, buyer, section, quantity, amount, currency, payment_method, status, " \
+  "fence, seats, created_at_ms, updated_at_ms, payment_attempts, last_error"
+
+constexpr PgQuery kInsertBooking{
+    "bookings.insert",
+    "INSERT INTO bookings (" BOOKING_COLUMNS
+    ", hold_created_at_ms, hold_expires_at_ms) VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"};
+constexpr PgQuery kSelectBooking{"bookings.select",
+                                 "SELECT " BOOKING_COLUMNS " FROM bookings WHERE id = $1"};
+constexpr PgQuery kSelectBookingByHold{
+    "bookings.select_by_hold", "SELECT " BOOKING_COLUMNS " FROM bookings WHERE hold_id = $1"};
+constexpr PgQuery kListBookingsOfBuyer{
+    "bookings.list_of_buyer",
+    "SELECT " BOOKING_COLUMNS
+    " FROM bookings WHERE buyer = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2"};
+// The transition guard: of two racing transitions from one status, the second re-reads the
+// status the first committed and changes nothing.
+constexpr PgQuery kUpdateStatus{
+    "bookings.update_status",
+    "UPDATE bookings SET status = $3, updated_at_ms = $4, last_error = $5 "
+    "WHERE id = $1 AND status = $2 RETURNING " BOOKING_COLUMNS};
+// Kept in step with holds_seats() in domain/booking.h.
+constexpr PgQuery kLiveClaims{
+    "bookings.live_claims",
+    "SELECT hold_id, buyer, section, seats, quantity, status, hold_created_at_ms, "
+    "hold_expires_at_ms FROM bookings "
+    "WHERE event_id = $1 AND status IN ('pending_payment', 'confirmed', 'cancelled') "
+    "ORDER BY created_at_ms, id"};
+constexpr PgQuery kMaxFence{"bookings.max_fence", "SELECT COALESCE(MAX(fence), 0) FROM bookings"};
+constexpr PgQuery kCounts{
+    "bookings.counts",
+    "SELECT status, COUNT(*), COALESCE(SUM(amount), 0), "
+    "COALESCE(SUM(payment_attempts), 0), COUNT(*) FILTER (WHERE dead_lettered) "
+    "FROM bookings WHERE event_id = $1 GROUP BY status"};
+constexpr PgQuery kRecordPaymentAttempt{
+    "bookings.record_payment_attempt",
+    "UPDATE bookings SET payment_attempts = payment_attempts + 1, last_error = $2, "
+    "updated_at_ms = $3 WHERE id = $1"};
+constexpr PgQuery kMarkDeadLettered{"bookings.mark_dead_lettered",
+                                    "UPDATE bookings SET dead_lettered = true WHERE id = $1"};
+// Served by bookings_by_status_age (status, updated_at_ms, id): no sort, no scan of fresh rows.
+constexpr PgQuery kStaleBookings{
+    "bookings.stale",
+    "SELECT " BOOKING_COLUMNS
+    " FROM bookings WHERE status = $1 AND updated_at_ms < $2 ORDER BY updated_at_ms, id LIMIT $3"};
+
+#undef BOOKING_COLUMNS
+
+// The partial unique index decides: a seat in a live booking is skipped, not inserted, and the
+// seats returned are those this booking got. A racing insert of the same seat waits for the
+// other transaction, then is skipped (it committed) or goes in (it rolled back).
+constexpr PgQuery kInsertSeats{
+    "booking_seats.insert",
+    "INSERT INTO booking_seats (booking_id, event_id, seat_id, live) "
+    "SELECT $1, $2, seat, true FROM jsonb_array_elements_text($3::jsonb) AS seat ORDER BY seat "
+    "ON CONFLICT (event_id, seat_id) WHERE live DO NOTHING "
+    "RETURNING seat_id"};
+constexpr PgQuery kReleaseSeats{"booking_seats.release",
+                                "UPDATE booking_seats SET live = false WHERE booking_id = $1"};
+
+constexpr PgQuery kInsertOutbox{
+    "outbox.insert", "INSERT INTO outbox (kind, booking_id, created_at_ms) VALUES ($1, $2, $3)"};
+// Sequences are taken at insert and committed in any order, so a job may appear behind a
+// younger one; the relay deletes what it published and sees the late one on its next pass.
+constexpr PgQuery kPendingOutbox{"outbox.pending",
+                                 "SELECT sequence, kind, booking_id, created_at_ms FROM outbox "
+                                 "ORDER BY sequence LIMIT $1"};
+// Published jobs are deleted rather than flagged: the queue and the bookings keep their history,
+// so the outbox stays as small as the relay's backlog.
+constexpr PgQuery kDeleteOutbox{"outbox.delete",
+                                "DELETE FROM outbox WHERE sequence = ANY ($1::bigint[])"};
+
+// First use inserts; an abandoned in-flight record (same request, lease run out) is taken over;
+// anything else is left alone and returns no row.
+constexpr PgQuery kBeginIdempotency{
+    "idempotency.begin",
+    "INSERT INTO idempotency (buyer, key, fingerprint, state, created_at_ms, updated_at_ms) "
+    "VALUES ($1, $2, $3, 'in_flight', $4, $4) "
+    "ON CONFLICT (buyer, key) DO UPDATE "
+    "SET created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms "
+    "WHERE idempotency.state = 'in_flight' AND idempotency.fingerprint = excluded.fingerprint "
+    "AND idempotency.updated_at_ms <= $5 "
+    "RETURNING 1"};
+constexpr PgQuery kSelectIdempotency{
+    "idempotency.select",
+    "SELECT fingerprint, state, status, content_type, body FROM idempotency "
+    "WHERE buyer = $1 AND key = $2"};
+// Only an in-flight record is completed: when a lease was taken over, the first response stored
+// is the one every retry gets.
+constexpr PgQuery kCompleteIdempotency{
+    "idempotency.complete",
+    "UPDATE idempotency SET state = 'done', status = $3, content_type = $4, body = $5, "
+    "updated_at_ms = $6 WHERE buyer = $1 AND key = $2 AND state = 'in_flight'"};
+// A stored response is never forgotten early: a late abandon() must not undo a complete().
+constexpr PgQuery kAbandonIdempotency{
+    "idempotency.abandon",
+    "DELETE FROM idempotency WHERE buyer = $1 AND key = $2 AND state = 'in_flight'"};
+constexpr PgQuery kPurgeIdempotency{
+    "idempotency.purge",
+    "DELETE FROM idempotency WHERE (buyer, key) IN "
+    "(SELECT buyer, key FROM idempotency WHERE created_at_ms < $1 LIMIT $2)"};
+
+// Purging runs in batches so no one statement holds many row locks or runs for long.
+constexpr int64_t kPurgeBatchRows = 10'000;
+// begin() finds no row after its insert was refused only if the record was deleted in between
+// (abandon, purge); it tries again, this many times.
+constexpr int kBeginAttemptsMax = 3;
+
+int64_t to_sql_limit(size_t limit) {
+  return static_cast<int64_t>(
+      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+}
+
+// --- JSON columns (the same encoding as the SQLite adapter's) -----------------------------------
+
+std::string text_field(const json::object& object, std::string_view key) {
+  return std::string(object.at(key).as_string());
+}
+
+template <class T>
+T number_field(const json::object& object, std::string_view key) {
+  return object.at(key).to_number<T>();
+}
+
+std::string encode_event(const Event& event) {
+  json::array sections;
+  sections.reserve(event.sections.size());
+  for (const auto& section : event.sections) {
+    json::array rows;
+    rows.reserve(section.rows.size());
+    for (const auto& row : section.rows) {
+      rows.push_back(json::object{{"name", row.name}, {"seats", row.seats}});
+    }
+    sections.push_back(json::object{{"id", section.id},
+                                    {"name", section.name},
+                                    {"kind", to_string(section.kind)},
+                                    {"capacity", section.capacity},
+                                    {"price", section.price},
+                                    {"rows", std::move(rows)}});
+  }
+  return json::serialize(json::object{{"id", event.id},
+                                      {"name", event.name},
+                                      {"starts_at_ms", to_unix_ms(event.starts_at)},
+                                      {"currency", event.currency},
+                                      {"sale_opens_at_ms", to_unix_ms(event.sale_opens_at)},
+                                      {"hold_ttl_seconds", event.hold_ttl_seconds},
+                                      {"max_seats_per_order", event.max_seats_per_order},
+                                      {"max_seats_per_buyer", event.max_seats_per_buyer},
+                                      {"created_at_ms", to_unix_ms(event.created_at)},
+                                      {"sections", std::move(sections)}});
+}
+
+Event decode_event(std::string_view text) {
+  try {
+    const json::value value = json::parse(text);
+    const json::object& object = value.as_object();
+    Event event;
+    event.id = text_field(object, "id");
+    event.name = text_field(object, "name");
+    event.starts_at = from_unix_ms(number_field<int64_t>(object, "starts_at_ms"));
+    event.currency = text_field(object, "currency");
+    event.sale_opens_at = from_unix_ms(number_field<int64_t>(object, "sale_opens_at_ms"));
+    event.hold_ttl_seconds = number_field<uint32_t>(object, "hold_ttl_seconds");
+    event.max_seats_per_order = number_field<uint32_t>(object, "max_seats_per_order");
+    event.max_seats_per_buyer = number_field<uint32_t>(object, "max_seats_per_buyer");
+    event.created_at = from_unix_ms(number_field<int64_t>(object, "created_at_ms"));
+    for (const auto& section_value : object.at("sections").as_array()) {
+      const json::object& section_object = section_value.as_object();
+      Section section;
+      section.id = text_field(section_object, "id");
+      section.name = text_field(section_object, "name");
+      const std::string kind = text_field(section_object, "kind");
+      if (kind == to_string(SectionKind::reserved)) {
+        section.kind = SectionKind::reserved;
+      } else if (kind == to_string(SectionKind::general)) {
+        section.kind = SectionKind::general;
+      } else {
+        throw std::invalid_argument("section kind \"" + kind + "\"");
+      }
+      section.capacity = number_field<uint32_t>(section_object, "capacity");
+      section.price = number_field<int64_t>(section_object, "price");
+      for (const auto& row_value : section_object.at("rows").as_array()) {
+        const json::object& row_object = row_value.as_object();
+        section.rows.push_back(
+            Row{text_field(row_object, "name"), number_field<uint32_t>(row_object, "seats")});
+      }
+      event.sections.push_back(std::move(section));
+    }
+    return event;
+  } catch (const std::exception& e) {
+    throw StorageError(std::string("postgres: corrupt event row: ") + e.what());
+  }
+}
+
+std::string encode_seats(const std::vector<std::string>& seats) {
+  json::array array;
+  array.reserve(seats.size());
+  for (const auto& seat : seats) array.emplace_back(seat);
+  return json::serialize(array);
+}
+
+std::vector<std::string> decode_seats(std::string_view text) {
+  try {
+    const json::value value = json::parse(text);
+    std::vector<std::string> seats;
+    for (const auto& seat : value.as_array()) seats.emplace_back(seat.as_string());
+    return seats;
+  } catch (const std::exception& e) {
+    throw StorageError(std::string("postgres: corrupt seats column: ") + e.what());
+  }
+}
+
+BookingStatus decode_status(const std::string& text) {
+  const auto status = parse_booking_status(text);
+  if (!status) throw StorageError("postgres: corrupt booking row: status \"" + text + "\"");
+  return *status;
+}
+
+// Reads row `row` of a result selected with BOOKING_COLUMNS.
+Booking read_booking(const PgResult& result, int row) {
+  Booking booking;
+  booking.id = result.text(row, 0);
+  booking.event_id = result.text(row, 1);
+  booking.hold_id = result.text(row, 2);
+  booking.buyer = result.text(row, 3);
+  booking.section = result.text(row, 4);
+  booking.quantity = static_cast<uint32_t>(result.int64(row, 5));
+  booking.amount = result.int64(row, 6);
+  booking.currency = result.text(row, 7);
+  booking.payment_method = result.text(row, 8);
+  booking.status = decode_status(result.text(row, 9));
+  booking.fence = static_cast<uint64_t>(result.int64(row, 10));
+  booking.seats = decode_seats(result.text(row, 11));
+  booking.created_at = from_unix_ms(result.int64(row, 12));
+  booking.updated_at = from_unix_ms(result.int64(row, 13));
+  booking.payment_attempts = static_cast<uint32_t>(result.int64(row, 14));
+  booking.last_error = result.text(row, 15);
+  return booking;
+}
+
+std::vector<Booking> read_bookings(const PgResult& result) {
+  std::vector<Booking> bookings;
+  bookings.reserve(static_cast<size_t>(result.rows()));
+  for (int row = 0; row < result.rows(); ++row) bookings.push_back(read_booking(result, row));
+  return bookings;
+}
+
+std::optional<Booking> select_one_booking(PgConnection& connection, const PgQuery& query,
+                                          const std::string& key) {
+  const PgResult result = connection.query(query, key);
+  if (result.rows() == 0) return std::nullopt;
+  return read_booking(result, 0);
+}
+
+// The first column of every row.
+std::set<std::string> first_column(const PgResult& result) {
+  std::set<std::string> values;
+  for (int row = 0; row < result.rows(); ++row) values.insert(result.text(row, 0));
+  return values;
+}
+
+// A hold as the lock store hands it over has a shape; one that breaks it is a bug upstream and
+// must not become a booking.
+std::optional<Error> check_hold_shape(const Hold& hold, SectionKind kind) {
+  if (hold.quantity == 0) return make_error(Errc::invalid_request, "the hold has no seats");
+  if (kind == SectionKind::general) {
+    if (!hold.seats.empty()) {
+      return make_error(Errc::invalid_request, "a general-admission hold names no seats");
+    }
+    return std::nullopt;
+  }
+  if (hold.seats.size() != hold.quantity) {
+    return make_error(Errc::invalid_request, "the hold's seats do not match its quantity");
+  }
+  const std::set<std::string_view> distinct(hold.seats.begin(), hold.seats.end());
+  if (distinct.size() != hold.seats.size()) {
+    return make_error(Errc::invalid_request, "the hold names a seat twice");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// --- PostgresBookingStore ----------------------------------------------------------------------
+
+template <class Body>
+auto PostgresBookingStore::with_retry(Body&& body) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      auto connection = pool_.acquire();
+      return body(*connection);
+    } catch (const PgRetryable&) {
+      if (attempt >= attempts_max) throw;
+      // The winner of the conflict is about to commit; a short, growing pause lets it.
+      std::this_thread::sleep_for(std::chrono::milliseconds{attempt * attempt});
+    }
+  }
+}
+
+PostgresBookingStore::PostgresBookingStore(const std::string& url, size_t connections,
+                                           Millis acquire_timeout)
+    : pool_(url, connections, acquire_timeout) {
+  auto connection = pool_.acquire();
+  migrate_postgres(*connection);
+}
+
+PostgresBookingStore::~PostgresBookingStore() = default;
+
+Status PostgresBookingStore::create_event(const Event& event) {
+  const std::string body = encode_event(event);
+  return with_retry([&](PgConnection& connection) -> Status {
+    PgTransaction tx(connection);
+    try {
+      connection.query(kInsertEvent, event.id, to_unix_ms(event.starts_at), body,
+                       to_unix_ms(event.created_at));
+    } catch (const PgUniqueViolation&) {
+      return make_error(Errc::conflict, "an event with id \"" + event.id + "\" already exists");
+    }
+    for (const auto& section : event.sections) {
+      connection.query(kInsertSection, event.id, section.id, to_string(section.kind),
+                       section.capacity);
+    }
+    tx.commit();
+    return Ok{};
+  });
+}
+
+std::optional<Event> PostgresBookingStore::get_event(const std::string& event_id) {
+  auto connection = pool_.acquire();
+  const PgResult result = connection->query(kSelectEvent, event_id);
+  if (result.rows() == 0) return std::nullopt;
+  return decode_event(result.text(0, 0));
+}
+
+std::vector<Event> PostgresBookingStore::list_events() {
+  auto connection = pool_.acquire();
+  const PgResult result = connection->query(kListEvents);
+  std::vector<Event> events;
+  events.reserve(static_cast<size_t>(result.rows()));
+  for (int row = 0; row < result.rows(); ++row) events.push_back(decode_event(result.text(row, 0)));
+  return events;
+}
+
+Result<Booking> PostgresBookingStore::create_booking(const CheckoutRequest& request) {
+  const Hold& hold = request.hold;
+  return with_retry([&](PgConnection& connection) -> Result<Booking> {
+    PgTransaction tx(connection);
+
+    // Before the expiry check: a retried checkout whose first answer was lost gets its booking,
+    // which stands whatever the time is now.
+    if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
+      return *std::move(existing);
+    }
+    if (!(request.now < hold.expires_at)) {
+      return make_error(Errc::hold_expired,
+                        "the hold expired at " + format_rfc3339(hold.expires_at));
+    }
+
+    SectionKind kind = SectionKind::general;
+    {
+      const PgResult section = connection.query(kSelectSectionKind, hold.event_id, hold.section);
+      if (section.rows() == 0) {
+        return make_error(Errc::not_found,
+                          "no section \"" + hold.section + "\" in event \"" + hold.event_id + "\"");
+      }
+      kind = section.text(0, 0) == to_string(SectionKind::reserved) ? SectionKind::reserved
+                                                                    : SectionKind::general;
+    }
+    if (auto error = check_hold_shape(hold, kind)) return *std::move(error);
+
+    Booking booking;
+    booking.id = request.booking_id;
+    booking.event_id = hold.event_id;
+    booking.hold_id = hold.id;
+    booking.buyer = hold.buyer;
+    booking.section = hold.section;
+    booking.seats = hold.seats;
+    booking.quantity = hold.quantity;
+    booking.amount = hold.amount;
+    booking.currency = hold.currency;
+    booking.payment_method = request.payment_method;
+    booking.status = BookingStatus::pending_payment;
+    booking.fence = hold.fence;
+    booking.created_at = request.now;
+    booking.updated_at = request.now;
+    const std::string seats = encode_seats(booking.seats);
+    // First, so a second checkout of the same hold racing this one waits here on the unique
+    // hold_id, and then returns the booking this one committed.
+    try {
+      connection.query(kInsertBooking, booking.id, booking.event_id, booking.hold_id, booking.buyer,
+                       booking.section, booking.quantity, booking.amount, booking.currency,
+                       booking.payment_method, to_string(booking.status),
+                       static_cast<int64_t>(booking.fence), seats, to_unix_ms(booking.created_at),
+                       to_unix_ms(booking.updated_at), booking.payment_attempts, booking.last_error,
+                       to_unix_ms(hold.created_at), to_unix_ms(hold.expires_at));
+    } catch (const PgUniqueViolation& violation) {
+      tx.rollback();
+      if (violation.constraint() == "bookings_hold_id_key") {
+        if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
+          return *std::move(existing);
+        }
+        throw StorageError("postgres: a booking of hold " + hold.id + " vanished");
+      }
+      return make_error(Errc::conflict, "a booking with id \"" + booking.id + "\" already exists");
+    }
+
+    if (kind == SectionKind::general) {
+      // Many holders share a general section, so a per-section fence would refuse valid holds;
+      // capacity and the expiry check are what protect it.
+      const PgResult taken =
+          connection.query(kTakeCapacity, hold.event_id, hold.section, hold.quantity);
+      if (taken.affected() == 0) {
+        return make_error(Errc::sold_out, "section \"" + hold.section + "\" is sold out");
+      }
+    } else {
+      const std::set<std::string> claimed = first_column(
+          connection.query(kClaimFences, hold.event_id, seats, static_cast<int64_t>(hold.fence)));
+      for (const auto& seat : hold.seats) {
+        if (!claimed.contains(seat)) {
+          return make_error(Errc::hold_expired, "the hold was fenced out: seat " + seat +
+                                                    " was booked by a newer hold");
+        }
+      }
+    }
+
+    const std::set<std::string> inserted =
+        first_column(connection.query(kInsertSeats, booking.id, booking.event_id, seats));
+    std::vector<std::string> unavailable;
+    for (const auto& seat : booking.seats) {
+      if (!inserted.contains(seat)) unavailable.push_back(seat);
+    }
+    if (!unavailable.empty()) {
+      Error error = make_error(Errc::seats_unavailable, "some seats are already booked");
+      error.unavailable = std::move(unavailable);
+      return error;
+    }
+
+    connection.query(kInsertOutbox, "charge", booking.id, to_unix_ms(request.now));
+    tx.commit();
+    return booking;
+  });
+}
+
+std::optional<Booking> PostgresBookingStore::get_booking(const std::string& booking_id) {
+  auto connection = pool_.acquire();
+  return select_one_booking(*connection, kSelectBooking, booking_id);
+}
+
+std::optional<Booking> PostgresBookingStore::find_booking_by_hold(const std::string& hold_id) {
+  auto connection = pool_.acquire();
+  return select_one_booking(*connection, kSelectBookingByHold, hold_id);
+}
+
+std::vector<Booking> PostgresBookingStore::list_bookings(const std::string& buyer, size_t limit) {
+  auto connection = pool_.acquire();
+  return read_bookings(connection->query(kListBookingsOfBuyer, buyer, to_sql_limit(limit)));
+}
+
+Result<Booking> PostgresBookingStore::transition(const std::string& booking_id, BookingStatus from,
+                                                 BookingStatus to, Timestamp now,
+                                                 const std::string& last_error) {
+  if (!can_transition(from, to)) {
+    return make_error(Errc::invalid_state, "a booking cannot go from " +
+                                               std::string(to_string(from)) + " to " +
+                                               std::string(to_string(to)));
+  }
+  return with_retry([&](PgConnection& connection) -> Result<Booking> {
+    PgTransaction tx(connection);
+    const PgResult updated = connection.query(kUpdateStatus, booking_id, to_string(from),
+                                              to_string(to), to_unix_ms(now), last_error);
+    if (updated.rows() == 0) {
+      auto booking = select_one_booking(connection, kSelectBooking, booking_id);
+      if (!booking) return make_error(Errc::not_found, "no booking \"" + booking_id + "\"");
+      return make_error(Errc::invalid_state, "the booking is " +
+                                                 std::string(to_string(booking->status)) +
+                                                 ", not " + std::string(to_string(from)));
+    }
+    Booking booking = read_booking(updated, 0);
+    if (holds_seats(from) && !holds_seats(to)) {
+      connection.query(kReleaseSeats, booking_id);
+      connection.query(kGiveBackCapacity, booking.event_id, booking.section, booking.quantity);
+    }
+    if (to == BookingStatus::cancelled) {
+      connection.query(kInsertOutbox, "refund", booking_id, to_unix_ms(now));
+    }
+    tx.commit();
+    return booking;
+  });
+}
+
+std::vector<RestoredClaim> PostgresBookingStore::live_claims(const std::string& event_id) {
+  auto connection = pool_.acquire();
+  const PgResult result = connection->query(kLiveClaims, event_id);
+  std::vector<RestoredClaim> claims;
+  claims.reserve(static_cast<size_t>(result.rows()));
+  for (int row = 0; row < result.rows(); ++row) {
+    const BookingStatus status = decode_status(result.text(row, 5));
+    if (!holds_seats(status)) {
+      throw StorageError("postgres: bookings.live_claims returned a " +
+                         std::string(to_string(status)) + " booking");
+    }
+    RestoredClaim claim;
+    claim.hold_id = result.text(row, 0);
+    claim.buyer = result.text(row, 1);
+    claim.section = result.text(row, 2);
+    claim.seats = decode_seats(result.text(row, 3));
+    claim.quantity = static_cast<uint32_t>(result.int64(row, 4));
+    claim.sold = status != BookingStatus::pending_payment;
+    claim.hold_created_at = from_unix_ms(result.int64(row, 6));
+    claim.hold_expires_at = from_unix_ms(result.int64(row, 7));
+    claims.push_back(std::move(claim));
+  }
+  return claims;
+}
+
+uint64_t PostgresBookingStore::max_fence() {
+  auto connection = pool_.acquire();
+  return static_cast<uint64_t>(connection->query(kMaxFence).int64(0, 0));
+}
+
+BookingCounts PostgresBookingStore::counts(const std::string& event_id) {
+  auto connection = pool_.acquire();
+  const PgResult result = connection->query(kCounts, event_id);
+  BookingCounts counts;
+  for (int row = 0; row < result.rows(); ++row) {
+    const auto count = static_cast<uint32_t>(result.int64(row, 1));
+    const int64_t amount = result.int64(row, 2);
+    counts.payment_attempts += static_cast<uint64_t>(result.int64(row, 3));
+    counts.dead_lettered += static_cast<uint32_t>(result.int64(row, 4));
+    switch (decode_status(result.text(row, 0))) {
+      case BookingStatus::pending_payment:
+        counts.pending_payment = count;
+        break;
+      case BookingStatus::confirmed:
+        counts.confirmed = count;
+        counts.revenue += amount;
+        break;
+      case BookingStatus::payment_failed:
+        counts.payment_failed = count;
+        break;
+      case BookingStatus::cancelled:
+        counts.cancelled = count;
+        counts.revenue += amount;
+        break;
+      case BookingStatus::refunded:
+        counts.refunded = count;
+        break;
+    }
+  }
+  return counts;
+}
+
+std::vector<OutboxJob> PostgresBookingStore::pending_outbox(size_t limit) {
+  auto connection = pool_.acquire();
+  const PgResult result = connection->query(kPendingOutbox, to_sql_limit(limit));
+  std::vector<OutboxJob> jobs;
+  jobs.reserve(static_cast<size_t>(result.rows()));
+  for (int row = 0; row < result.rows(); ++row) {
+    jobs.push_back(OutboxJob{result.int64(row, 0), result.text(row, 1), result.text(row, 2),
+                             from_unix_ms(result.int64(row, 3))});
+  }
+  return jobs;
+}
+
+void PostgresBookingStore::mark_outbox_published(const std::vector<int64_t>& sequences) {
+  if (sequences.empty()) return;
+  std::string array = "{";
+  for (const int64_t sequence : sequences) {
+    if (array.size() > 1) array += ',';
+    array += std::to_string(sequence);
+  }
+  array += '}';
+  auto connection = pool_.acquire();
+  connection->query(kDeleteOutbox, array);
+}
+
+Status PostgresBookingStore::record_payment_attempt(const std::string& booking_id,
+                                                    const std::string& error, Timestamp now) {
+  auto connection = pool_.acquire();
+  if (connection->query(kRecordPaymentAttempt, booking_id, error, to_unix_ms(now)).affected() ==
+      0) {
+    return make_error(Errc::not_found, "no booking \"" + booking_id + "\"");
+  }
+  return Ok{};
+}
+
+void PostgresBookingStore::mark_dead_lettered(const std::string& booking_id) {
+  auto connection = pool_.acquire();
+  connection->query(kMarkDeadLettered, booking_id);
+}
+
+std::vector<Booking> PostgresBookingStore::stale_bookings(BookingStatus status, Timestamp before,
+                                                          size_t limit) {
+  auto connection = pool_.acquire();
+  return read_bookings(connection->query(kStaleBookings, to_string(status), to_unix_ms(before),
+                                         to_sql_limit(limit)));
+}
+
+// --- IdempotencyStore --------------------------------------------------------------------------
+
+IdempotencyOutcome PostgresBookingStore::begin(const std::string& buyer, const std::string& key,
+                                               const std::string& fingerprint, Timestamp now,
+                                               Millis lease) {
+  auto connection = pool_.acquire();
+  for (int attempt = 1; attempt <= kBeginAttemptsMax; ++attempt) {
+    // A record whose lease ran out is taken over: its first request's process is taken to have
+    // died.
+    if (connection
+            ->query(kBeginIdempotency, buyer, key, fingerprint, to_unix_ms(now),
+                    to_unix_ms(now - lease))
+            .rows() > 0) {
+      return IdempotencyStarted{};
+    }
+    const PgResult record = connection->query(kSelectIdempotency, buyer, key);
+    if (record.rows() == 0) continue;  // deleted since the insert was refused
+    if (record.text(0, 0) != fingerprint) return IdempotencyMismatch{};
+    if (record.text(0, 1) == "done") {
+      return StoredResponse{static_cast<int>(record.int64(0, 2)), record.text(0, 3),
+                            record.bytes(0, 4)};
+    }
+    return IdempotencyInFlight{};
+  }
+  throw StorageError("postgres: idempotency record of " + buyer + " kept vanishing");
+}
+
+void PostgresBookingStore::complete(const std::string& buyer, const std::string& key,
+                                    const StoredResponse& response, Timestamp now) {
+  auto connection = pool_.acquire();
+  connection->query(kCompleteIdempotency, buyer, key, response.status, response.content_type,
+                    PgBytes{response.body}, to_unix_ms(now));
+}
+
+void PostgresBookingStore::abandon(const std::string& buyer, const std::string& key) {
+  auto connection = pool_.acquire();
+  connection->query(kAbandonIdempotency, buyer, key);
+}
+
+size_t PostgresBookingStore::purge(Timestamp now, Millis retention) {
+  const int64_t cutoff_ms = to_unix_ms(now - retention);
+  auto connection = pool_.acquire();
+  size_t purged = 0;
+  for (;;) {
+    const int64_t deleted =
+        connection->query(kPurgeIdempotency, cutoff_ms, kPurgeBatchRows).affected();
+    purged += static_cast<size_t>(deleted);
+    if (deleted < kPurgeBatchRows) return purged;
+  }
+}
+
+}  // namespace boxoffice
