@@ -80,8 +80,9 @@ int main(int argc, char** argv) {
   sim_cmd->add_option("--latency-ms", sim_latency_ms, "delay of every charge");
   sim_cmd->add_option("--error-rate", sim.error_rate, "fraction of charges answered 503")
       ->check(CLI::Range(0.0, 1.0));
-  sim_cmd->add_option("--timeout-rate", sim.timeout_rate,
-                      "fraction of charges made but answered only after --slow-delay-ms")
+  sim_cmd
+      ->add_option("--timeout-rate", sim.timeout_rate,
+                   "fraction of charges made but answered only after --slow-delay-ms")
       ->check(CLI::Range(0.0, 1.0));
   sim_cmd->add_option("--slow-delay-ms", sim_slow_delay_ms,
                       "delay of pm_card_slow and of timed-out charges");
@@ -95,8 +96,9 @@ int main(int argc, char** argv) {
   uint64_t demo_seed = 0;
   demo_cmd->add_option("--buyers", demo.buyers, "simulated buyers (default 6000; 800 with --small)")
       ->check(CLI::Range(1u, 1'000'000u));
-  demo_cmd->add_option("--concurrency", demo.concurrency,
-                       "buyers active at once, each on its own connection (default 64)")
+  demo_cmd
+      ->add_option("--concurrency", demo.concurrency,
+                   "buyers active at once, each on its own connection (default 64)")
       ->check(CLI::Range(1u, 10'000u));
   demo_cmd->add_option("--data-dir", demo.data_dir,
                        "where the embedded engines keep their files (default: a fresh temporary "

@@ -1,15 +1,16 @@
 #include "app/config.h"
 
+#include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdlib>
-#include <toml++/toml.h>
 #include <variant>
 
 namespace boxoffice::app {
 
 struct Settings::Entry {
-  std::string key;  // config-file key; the flag is --key with '_' as '-'; the variable BOXOFFICE_KEY
+  std::string
+      key;  // config-file key; the flag is --key with '_' as '-'; the variable BOXOFFICE_KEY
   std::string help;
   std::variant<std::string*, uint32_t*> target;
   /// Set for settings whose engine is not built yet: using them is an error with this text.
@@ -35,7 +36,8 @@ Settings::Settings(Config& c) : config_(c) {
   };
   add("listen", "address:port of the public API", &c.listen);
   add("data_dir", "where embedded engines keep their files", &c.data_dir);
-  add("jwt_secret", "HS256 secret; a random one is generated and printed when unset", &c.jwt_secret);
+  add("jwt_secret", "HS256 secret; a random one is generated and printed when unset",
+      &c.jwt_secret);
   add("jwt_issuer", "required iss claim", &c.jwt_issuer);
   add("jwt_audience", "required aud claim", &c.jwt_audience);
   add("jwt_leeway_seconds", "clock skew allowed on exp and nbf", &c.jwt_leeway_seconds);
@@ -44,7 +46,8 @@ Settings::Settings(Config& c) : config_(c) {
       &c.worker_threads);
   add("worker_queue_max", "requests waiting for a worker before 503", &c.worker_queue_max);
   add("connections_max", "open client connections before new ones are refused", &c.connections_max);
-  add("request_timeout_seconds", "a request must arrive within this; idle connections close after it",
+  add("request_timeout_seconds",
+      "a request must arrive within this; idle connections close after it",
       &c.request_timeout_seconds);
   add("drain_timeout_seconds", "on SIGTERM, how long requests in flight may still take",
       &c.drain_timeout_seconds);
@@ -67,7 +70,8 @@ Settings::Settings(Config& c) : config_(c) {
   add("payment_reconcile_seconds",
       "a booking pending this long without progress gets its payment job again",
       &c.payment_reconcile_seconds);
-  add("jwt_keys", "JWKS file of RS256/ES256 keys", &c.jwt_keys, "RS256/ES256 verification " + later);
+  add("jwt_keys", "JWKS file of RS256/ES256 keys", &c.jwt_keys,
+      "RS256/ES256 verification " + later);
   add("roles", "roles this process runs", &c.roles, "running roles apart " + later);
   add("booking_url", "where a gateway forwards booking routes", &c.booking_url,
       "running roles apart " + later);
@@ -123,7 +127,9 @@ std::optional<std::string> Settings::resolve() {
     for (const auto& [key, value] : file) {
       bool known = false;
       for (const auto& entry : entries_) known = known || entry.key == key.str();
-      if (!known) return "config file " + config_.config_file + ": unknown key \"" + std::string{key.str()} + "\"";
+      if (!known)
+        return "config file " + config_.config_file + ": unknown key \"" + std::string{key.str()} +
+               "\"";
     }
   }
   for (auto& entry : entries_) {
@@ -151,6 +157,5 @@ std::optional<std::string> Settings::resolve() {
   }
   return std::nullopt;
 }
-
 
 }  // namespace boxoffice::app

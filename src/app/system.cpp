@@ -105,8 +105,8 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
     QueuePolicy policy;
     policy.visibility_timeout = std::chrono::seconds{c.payment_visibility_seconds};
     policy.max_deliveries = c.payment_max_deliveries;
-    s.payment_queue = std::make_unique<SqlitePaymentQueue>(db_path, s.clock, policy,
-                                                           c.payment_concurrency + 2);
+    s.payment_queue =
+        std::make_unique<SqlitePaymentQueue>(db_path, s.clock, policy, c.payment_concurrency + 2);
     s.waitlist_store = std::make_unique<SqliteWaitlistStore>(db_path, workers);
   } catch (const std::exception& e) {
     throw ConfigError("cannot open the bookings database " + db_path + ": " + e.what());
@@ -136,7 +136,8 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   payment_options.reconcile_after = std::chrono::seconds{c.payment_reconcile_seconds};
   s.processor = std::make_unique<PaymentProcessor>(s.clock, *s.bookings_db, *s.payment_queue,
                                                    *s.provider, s.locks, payment_options);
-  if (c.waitlist_offer_seconds < 10) throw ConfigError("waitlist_offer_seconds must be at least 10");
+  if (c.waitlist_offer_seconds < 10)
+    throw ConfigError("waitlist_offer_seconds must be at least 10");
   WaitlistOptions waitlist_options;
   waitlist_options.offer_window = std::chrono::seconds{c.waitlist_offer_seconds};
   s.waitlist = std::make_unique<WaitlistService>(s.clock, s.locks, *s.waitlist_store,
@@ -199,11 +200,13 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   // The hot path reads events from the cache only; events created by another instance sharing
   // the bookings store arrive here.
   s.refresh = std::make_unique<Periodic>(std::chrono::seconds{2}, [&s] {
-    if (auto added = s.booking_service->refresh_events()) spdlog::info("loaded {} new events", added);
+    if (auto added = s.booking_service->refresh_events())
+      spdlog::info("loaded {} new events", added);
   });
-  spdlog::info("boxoffice listening on http://{}:{} (data in {}, {} I/O threads, {} workers, "
-               "payments via {})",
-               listen->host, s.server->port(), c.data_dir, io_threads, workers, s.provider_url);
+  spdlog::info(
+      "boxoffice listening on http://{}:{} (data in {}, {} I/O threads, {} workers, "
+      "payments via {})",
+      listen->host, s.server->port(), c.data_dir, io_threads, workers, s.provider_url);
 }
 
 System::~System() {

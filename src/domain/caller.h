@@ -12,7 +12,9 @@ struct Caller {
 
   bool anonymous() const { return buyer.empty(); }
   /// A buyer sees only their own objects; admins see all.
-  bool may_see(const std::string& owner) const { return admin || (!buyer.empty() && owner == buyer); }
+  bool may_see(const std::string& owner) const {
+    return admin || (!buyer.empty() && owner == buyer);
+  }
 };
 
 }  // namespace boxoffice

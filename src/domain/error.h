@@ -39,7 +39,9 @@ struct Error {
   std::vector<std::string> unavailable;  // seats_unavailable only
 };
 
-inline Error make_error(Errc code, std::string detail = {}) { return Error{code, std::move(detail), {}}; }
+inline Error make_error(Errc code, std::string detail = {}) {
+  return Error{code, std::move(detail), {}};
+}
 
 /// Thrown by adapters when their engine fails (I/O error, corrupt file, timeout). Never used for
 /// business outcomes.

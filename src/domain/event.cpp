@@ -42,7 +42,8 @@ std::optional<Error> validate_and_normalize(Event& event) {
   if (event.name.empty() || event.name.size() > L::name_length_max) {
     return invalid("name must have 1 to 200 characters");
   }
-  if (!is_currency(event.currency)) return invalid("currency must be an ISO 4217 code like \"USD\"");
+  if (!is_currency(event.currency))
+    return invalid("currency must be an ISO 4217 code like \"USD\"");
   if (event.hold_ttl_seconds < L::hold_ttl_seconds_min ||
       event.hold_ttl_seconds > L::hold_ttl_seconds_max) {
     return invalid("hold_ttl_seconds must be between 10 and 3600");

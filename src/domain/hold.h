@@ -31,7 +31,9 @@ struct Hold {
   uint64_t fence = 0;
 
   /// A hold is valid only while now < expires_at, judged at the moment of use.
-  bool is_active_at(Timestamp now) const { return status == HoldStatus::active && now < expires_at; }
+  bool is_active_at(Timestamp now) const {
+    return status == HoldStatus::active && now < expires_at;
+  }
 };
 
 /// What to hold: these exact seats, or a quantity in one section (general admission, or best

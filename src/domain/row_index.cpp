@@ -6,7 +6,8 @@
 
 namespace boxoffice {
 
-RowIndex::RowIndex(const std::vector<uint32_t>& row_seats) : rows_(static_cast<uint32_t>(row_seats.size())) {
+RowIndex::RowIndex(const std::vector<uint32_t>& row_seats)
+    : rows_(static_cast<uint32_t>(row_seats.size())) {
   while (leaves_ < rows_) leaves_ *= 2;
   row_offsets_.reserve(rows_ + 1);
   uint32_t offset = 0;

@@ -38,7 +38,8 @@ std::optional<SeatAddress> SeatLayout::parse(std::string_view seat_id) const {
   const auto number_text = seat_id.substr(second + 1);
   if (number_text.empty() || number_text.front() == '0') return std::nullopt;
   uint32_t number = 0;
-  auto [end, ec] = std::from_chars(number_text.data(), number_text.data() + number_text.size(), number);
+  auto [end, ec] =
+      std::from_chars(number_text.data(), number_text.data() + number_text.size(), number);
   if (ec != std::errc{} || end != number_text.data() + number_text.size()) return std::nullopt;
   const uint32_t row = row_it->second;
   if (number < 1 || number > event_.sections[*section].rows[row].seats) return std::nullopt;

@@ -31,7 +31,9 @@ class SeatLayout {
   std::string seat_id(uint32_t section, uint32_t index) const;
   /// The address of the index-th seat of a reserved section.
   SeatAddress address(uint32_t section, uint32_t index) const;
-  uint32_t row_offset(uint32_t section, uint32_t row) const { return sections_[section].row_offsets[row]; }
+  uint32_t row_offset(uint32_t section, uint32_t row) const {
+    return sections_[section].row_offsets[row];
+  }
 
  private:
   struct SectionLayout {

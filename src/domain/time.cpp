@@ -16,10 +16,10 @@ std::string format_rfc3339(Timestamp t) {
                   unsigned(ymd.month()), unsigned(ymd.day()), long(hms.hours().count()),
                   long(hms.minutes().count()), static_cast<long long>(hms.seconds().count()));
   } else {
-    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02ld:%02ld:%02lld.%03lldZ", int(ymd.year()),
-                  unsigned(ymd.month()), unsigned(ymd.day()), long(hms.hours().count()),
-                  long(hms.minutes().count()), static_cast<long long>(hms.seconds().count()),
-                  static_cast<long long>(ms));
+    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02ld:%02ld:%02lld.%03lldZ",
+                  int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()),
+                  long(hms.hours().count()), long(hms.minutes().count()),
+                  static_cast<long long>(hms.seconds().count()), static_cast<long long>(ms));
   }
   return buffer;
 }

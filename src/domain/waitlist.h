@@ -40,7 +40,9 @@ struct WaitlistEntry {
   Timestamp updated_at{};
 
   /// Waiting or offered: the buyer is still in line or holding an offer.
-  bool live() const { return status == WaitlistStatus::waiting || status == WaitlistStatus::offered; }
+  bool live() const {
+    return status == WaitlistStatus::waiting || status == WaitlistStatus::offered;
+  }
 };
 
 }  // namespace boxoffice

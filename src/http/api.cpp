@@ -38,7 +38,8 @@ Result<Caller> authenticate(const HttpRequest& request, const jwt::VerifierConfi
   const auto header = request.header("Authorization");
   if (!header) return Caller{};
   constexpr std::string_view scheme = "Bearer ";
-  if (header->size() <= scheme.size() || strncasecmp(header->data(), scheme.data(), scheme.size()) != 0) {
+  if (header->size() <= scheme.size() ||
+      strncasecmp(header->data(), scheme.data(), scheme.size()) != 0) {
     return make_error(Errc::unauthorized, "the Authorization header must be \"Bearer <token>\"");
   }
   auto claims = jwt::verify(header->substr(scheme.size()), config, now);
@@ -78,7 +79,8 @@ HttpResponse Api::handle(const HttpRequest& request) {
     response = dispatch(request, route_index);
   } catch (const StorageError& e) {
     spdlog::error("storage failure on {} {}: {}", request.method, request.path, e.what());
-    response = problem(make_error(Errc::unavailable, "a storage engine did not answer; retry later"));
+    response =
+        problem(make_error(Errc::unavailable, "a storage engine did not answer; retry later"));
   } catch (const std::exception& e) {
     spdlog::error("unexpected failure on {} {}: {}", request.method, request.path, e.what());
     response = protocol_problem(500, "internal", "Internal error", "an unexpected error occurred");

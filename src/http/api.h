@@ -9,8 +9,8 @@
 
 #include "http/jwt.h"
 #include "http/message.h"
-#include "http/request_handler.h"
 #include "http/metrics.h"
+#include "http/request_handler.h"
 #include "http/router.h"
 #include "ports/clock.h"
 #include "ports/idempotency_store.h"
@@ -33,8 +33,8 @@ struct ApiOptions {
 
 class Api final : public RequestHandler {
  public:
-  Api(ApiOptions options, const Clock& clock, BookingService& bookings,
-      WaitlistService& waitlist, IdempotencyStore& idempotency);
+  Api(ApiOptions options, const Clock& clock, BookingService& bookings, WaitlistService& waitlist,
+      IdempotencyStore& idempotency);
 
   /// True when the request's route may block on an engine.
   bool needs_worker(const HttpRequest& request) const override;

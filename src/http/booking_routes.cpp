@@ -42,13 +42,14 @@ void Api::add_routes() {
   const auto& clock = clock_;
 
   // --- Events -------------------------------------------------------------------------------
-  r.add({"POST", "/v1/events", Access::admin, true, true, [&service, &clock](const RouteContext& c) {
-           if (auto bad = require_json(c.request)) return *bad;
-           auto event = event_from_json(c.request.body, clock.now());
-           if (!event) return problem(event.error());
-           return respond(service.create_event(c.caller, std::move(*event)), 201,
-                          [](const Event& e) { return to_json(e); });
-         }});
+  r.add(
+      {"POST", "/v1/events", Access::admin, true, true, [&service, &clock](const RouteContext& c) {
+         if (auto bad = require_json(c.request)) return *bad;
+         auto event = event_from_json(c.request.body, clock.now());
+         if (!event) return problem(event.error());
+         return respond(service.create_event(c.caller, std::move(*event)), 201,
+                        [](const Event& e) { return to_json(e); });
+       }});
   r.add({"GET", "/v1/events", Access::anyone, true, false, [&service](const RouteContext&) {
            json::array events;
            for (const auto& e : service.list_events()) events.push_back(to_json(e));
@@ -177,7 +178,8 @@ void Api::add_routes() {
              response.body = json::serialize(body);
              return response;
            }
-           return json_response(200, json::object{{"status", "ready"}, {"engines", std::move(engines)}});
+           return json_response(200,
+                                json::object{{"status", "ready"}, {"engines", std::move(engines)}});
          }});
   r.add({"GET", "/metrics", Access::anyone, false, false, [this](const RouteContext&) {
            HttpResponse response;

@@ -15,7 +15,8 @@ Error invalid(std::string detail) { return make_error(Errc::invalid_request, std
 /// Reads fields of one JSON object and remembers the first problem, so parsers read top-down.
 class Fields {
  public:
-  Fields(const json::object& object, std::string where) : object_(object), where_(std::move(where)) {}
+  Fields(const json::object& object, std::string where)
+      : object_(object), where_(std::move(where)) {}
 
   /// Refuses any key not in `known`.
   void only(std::initializer_list<std::string_view> known) {
@@ -28,7 +29,8 @@ class Fields {
 
   const json::value* get(std::string_view key, bool required) {
     const auto* value = object_.if_contains(key);
-    if ((!value || value->is_null()) && required) fail("\"" + std::string{key} + "\" is required" + where_);
+    if ((!value || value->is_null()) && required)
+      fail("\"" + std::string{key} + "\" is required" + where_);
     return value && !value->is_null() ? value : nullptr;
   }
 
@@ -51,7 +53,8 @@ class Fields {
     int64_t number = 0;
     if (value->is_int64()) {
       number = value->get_int64();
-    } else if (value->is_uint64() && value->get_uint64() <= uint64_t(std::numeric_limits<int64_t>::max())) {
+    } else if (value->is_uint64() &&
+               value->get_uint64() <= uint64_t(std::numeric_limits<int64_t>::max())) {
       number = static_cast<int64_t>(value->get_uint64());
     } else {
       return fail("\"" + std::string{key} + "\" must be an integer" + where_);
@@ -252,7 +255,8 @@ json::object to_json(const Event& event) {
                    {"price", section.price}};
     if (section.kind == SectionKind::reserved) {
       json::array rows;
-      for (const auto& row : section.rows) rows.push_back(json::object{{"row", row.name}, {"seats", row.seats}});
+      for (const auto& row : section.rows)
+        rows.push_back(json::object{{"row", row.name}, {"seats", row.seats}});
       s["rows"] = std::move(rows);
     }
     sections.push_back(std::move(s));
@@ -293,7 +297,8 @@ json::object to_json(const Hold& hold) {
 
 json::object to_json(const Booking& booking) {
   json::object payment{{"attempts", booking.payment_attempts}};
-  payment["last_error"] = booking.last_error.empty() ? json::value(nullptr) : json::value(booking.last_error);
+  payment["last_error"] =
+      booking.last_error.empty() ? json::value(nullptr) : json::value(booking.last_error);
   return json::object{{"id", booking.id},
                       {"event_id", booking.event_id},
                       {"hold_id", booking.hold_id},
@@ -327,7 +332,8 @@ json::object availability_to_json(const std::string& event_id,
 json::object seats_to_json(const std::vector<SeatState>& seats) {
   json::array out;
   out.reserve(seats.size());
-  for (const auto& seat : seats) out.push_back(json::object{{"id", seat.id}, {"status", to_string(seat.status)}});
+  for (const auto& seat : seats)
+    out.push_back(json::object{{"id", seat.id}, {"status", to_string(seat.status)}});
   return json::object{{"seats", std::move(out)}};
 }
 

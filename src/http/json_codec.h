@@ -34,7 +34,7 @@ boost::json::object to_json(const Event& event);
 boost::json::object to_json(const Hold& hold);
 boost::json::object to_json(const Booking& booking);
 boost::json::object availability_to_json(const std::string& event_id,
-                                          const std::vector<SectionAvailability>& sections);
+                                         const std::vector<SectionAvailability>& sections);
 boost::json::object seats_to_json(const std::vector<SeatState>& seats);
 boost::json::object stats_to_json(const EventStats& stats, const WaitlistCounts& waitlist);
 boost::json::object to_json(const WaitlistEntry& entry);

@@ -15,7 +15,8 @@ std::optional<ListenAddress> parse_listen(const std::string& text) {
   }
   const auto port_text = std::string_view{text}.substr(colon + 1);
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) {
     return std::nullopt;
   }

@@ -26,25 +26,34 @@ std::string Metrics::render() const {
   for (size_t r = 0; r < names_.size(); ++r) {
     for (int k = 1; k <= 5; ++k) {
       const auto n = counters_[r].by_class[k].load(std::memory_order_relaxed);
-      if (n) out += fmt::format("boxoffice_http_requests_total{{route=\"{}\",status=\"{}xx\"}} {}\n", names_[r], k, n);
+      if (n)
+        out += fmt::format("boxoffice_http_requests_total{{route=\"{}\",status=\"{}xx\"}} {}\n",
+                           names_[r], k, n);
     }
   }
-  out += "# HELP boxoffice_http_request_duration_seconds Time from a request's last byte to its response.\n";
+  out +=
+      "# HELP boxoffice_http_request_duration_seconds Time from a request's last byte to its "
+      "response.\n";
   out += "# TYPE boxoffice_http_request_duration_seconds histogram\n";
   for (size_t r = 0; r < names_.size(); ++r) {
     const auto& c = counters_[r];
     uint64_t cumulative = 0;
-    for (size_t b = 0; b < c.latency.size(); ++b) cumulative += c.latency[b].load(std::memory_order_relaxed);
+    for (size_t b = 0; b < c.latency.size(); ++b)
+      cumulative += c.latency[b].load(std::memory_order_relaxed);
     if (cumulative == 0) continue;
     cumulative = 0;
     for (size_t b = 0; b < c.latency.size(); ++b) {
       cumulative += c.latency[b].load(std::memory_order_relaxed);
-      const auto le = b < buckets_seconds.size() ? fmt::format("{}", buckets_seconds[b]) : std::string{"+Inf"};
-      out += fmt::format("boxoffice_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", names_[r], le, cumulative);
+      const auto le =
+          b < buckets_seconds.size() ? fmt::format("{}", buckets_seconds[b]) : std::string{"+Inf"};
+      out += fmt::format(
+          "boxoffice_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
+          names_[r], le, cumulative);
     }
-    out += fmt::format("boxoffice_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", names_[r],
-                       static_cast<double>(c.latency_sum_us.load()) / 1e6);
-    out += fmt::format("boxoffice_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", names_[r], cumulative);
+    out += fmt::format("boxoffice_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n",
+                       names_[r], static_cast<double>(c.latency_sum_us.load()) / 1e6);
+    out += fmt::format("boxoffice_http_request_duration_seconds_count{{route=\"{}\"}} {}\n",
+                       names_[r], cumulative);
   }
   out += "# HELP boxoffice_http_connections Open client connections.\n";
   out += "# TYPE boxoffice_http_connections gauge\n";

@@ -24,7 +24,7 @@ class Metrics {
   std::string render() const;
 
   static constexpr std::array<double, 12> buckets_seconds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                         0.05,   0.1,   0.25,   0.5,   1,    2.5};
+                                                          0.05,   0.1,   0.25,   0.5,   1,    2.5};
 
  private:
   struct RouteCounters {

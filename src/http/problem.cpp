@@ -13,23 +13,40 @@ struct ErrorInfo {
 
 ErrorInfo info_of(Errc code) {
   switch (code) {
-    case Errc::invalid_request: return {422, "The request breaks a rule"};
-    case Errc::malformed_request: return {400, "The request could not be read"};
-    case Errc::not_found: return {404, "Not found"};
-    case Errc::seats_unavailable: return {409, "Seats unavailable"};
-    case Errc::sold_out: return {409, "Sold out"};
-    case Errc::sale_not_open: return {403, "The sale is not open"};
-    case Errc::limit_exceeded: return {422, "Limit exceeded"};
-    case Errc::hold_expired: return {409, "The hold is no longer valid"};
-    case Errc::seats_available: return {409, "Seats are available"};
-    case Errc::invalid_state: return {409, "Not allowed in the current state"};
-    case Errc::conflict: return {409, "Conflict"};
-    case Errc::idempotency_key_reused: return {422, "Idempotency key reused with another request"};
-    case Errc::request_in_progress: return {409, "A request with this idempotency key is in progress"};
-    case Errc::unauthorized: return {401, "Unauthorized"};
-    case Errc::forbidden: return {403, "Forbidden"};
-    case Errc::overloaded: return {503, "Overloaded"};
-    case Errc::unavailable: return {503, "Service unavailable"};
+    case Errc::invalid_request:
+      return {422, "The request breaks a rule"};
+    case Errc::malformed_request:
+      return {400, "The request could not be read"};
+    case Errc::not_found:
+      return {404, "Not found"};
+    case Errc::seats_unavailable:
+      return {409, "Seats unavailable"};
+    case Errc::sold_out:
+      return {409, "Sold out"};
+    case Errc::sale_not_open:
+      return {403, "The sale is not open"};
+    case Errc::limit_exceeded:
+      return {422, "Limit exceeded"};
+    case Errc::hold_expired:
+      return {409, "The hold is no longer valid"};
+    case Errc::seats_available:
+      return {409, "Seats are available"};
+    case Errc::invalid_state:
+      return {409, "Not allowed in the current state"};
+    case Errc::conflict:
+      return {409, "Conflict"};
+    case Errc::idempotency_key_reused:
+      return {422, "Idempotency key reused with another request"};
+    case Errc::request_in_progress:
+      return {409, "A request with this idempotency key is in progress"};
+    case Errc::unauthorized:
+      return {401, "Unauthorized"};
+    case Errc::forbidden:
+      return {403, "Forbidden"};
+    case Errc::overloaded:
+      return {503, "Overloaded"};
+    case Errc::unavailable:
+      return {503, "Service unavailable"};
   }
   return {500, "Internal error"};
 }

@@ -11,8 +11,8 @@
 #include <unordered_set>
 
 #include "domain/ids.h"
-#include "http/request_handler.h"
 #include "http/problem.h"
+#include "http/request_handler.h"
 
 namespace boxoffice::http {
 
@@ -50,8 +50,8 @@ struct HttpServer::Impl {
   struct Connection {
     beast::tcp_stream* stream;
     net::any_io_executor executor;  // the connection's strand, valid after the stream is gone
-    bool idle = true;     // guarded by the connection's strand
-    bool closed = false;  // set on the strand before the stream is destroyed
+    bool idle = true;               // guarded by the connection's strand
+    bool closed = false;            // set on the strand before the stream is destroyed
   };
 
   net::awaitable<void> accept_loop();
@@ -114,7 +114,8 @@ void HttpServer::run() {
   // On the drain strand: closing the acceptor there never races an accept in progress.
   net::co_spawn(impl.drain_strand, impl.accept_loop(), net::detached);
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < impl.options.io_threads; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  for (size_t i = 1; i < impl.options.io_threads; ++i)
+    threads.emplace_back([&impl] { impl.ioc.run(); });
   impl.ioc.run();
   for (auto& t : threads) t.join();
   impl.workers.join();
@@ -203,7 +204,8 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
                    const std::string& request_id) -> net::awaitable<bool> {
     bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status), 11};
     message.set(bhttp::field::server, "boxoffice");
-    if (!response.content_type.empty()) message.set(bhttp::field::content_type, response.content_type);
+    if (!response.content_type.empty())
+      message.set(bhttp::field::content_type, response.content_type);
     message.set("X-Request-Id", request_id);
     for (auto& [name, value] : response.headers) message.set(name, value);
     message.body() = std::move(response.body);
@@ -231,14 +233,15 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
       if (ec) {
         std::optional<HttpResponse> refusal;
         if (ec == bhttp::error::header_limit) {
-          refusal = protocol_problem(431, "header_too_large", "Request header fields too large",
-                                     "the request head is over " +
-                                         std::to_string(options.header_limit_bytes) + " bytes");
+          refusal = protocol_problem(
+              431, "header_too_large", "Request header fields too large",
+              "the request head is over " + std::to_string(options.header_limit_bytes) + " bytes");
         } else if (ec == bhttp::error::body_limit) {
-          refusal = protocol_problem(413, "body_too_large", "Content too large",
-                                     "the body is over " + std::to_string(options.body_limit_bytes) +
-                                         " bytes");
-        } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+          refusal = protocol_problem(
+              413, "body_too_large", "Content too large",
+              "the body is over " + std::to_string(options.body_limit_bytes) + " bytes");
+        } else if (ec.category() ==
+                       bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
           refusal = protocol_problem(400, "bad_request", "Bad request",
                                      "the request is not valid HTTP/1.1: " + ec.message());
@@ -252,15 +255,17 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
       const std::string_view target = message.target();
       const auto question = target.find('?');
       request.path = std::string{target.substr(0, question)};
-      if (question != std::string_view::npos) request.query = std::string{target.substr(question + 1)};
+      if (question != std::string_view::npos)
+        request.query = std::string{target.substr(question + 1)};
       for (const auto& field : message) {
         request.headers.emplace_back(std::string{field.name_string()}, std::string{field.value()});
       }
       request.body = std::move(message.body());
       request.remote_address = remote;
       const auto incoming_id = request.header("X-Request-Id");
-      const std::string request_id =
-          incoming_id && is_valid_request_id(*incoming_id) ? std::string{*incoming_id} : new_id("req");
+      const std::string request_id = incoming_id && is_valid_request_id(*incoming_id)
+                                         ? std::string{*incoming_id}
+                                         : new_id("req");
       const bool keep_alive = message.keep_alive();
       auto response = co_await answer(request);
       if (!co_await write(std::move(response), keep_alive, request_id)) break;

@@ -13,8 +13,8 @@ namespace boxoffice::payment_sim {
 
 namespace json = boost::json;
 using http::HttpRequest;
-using http::json_response;
 using http::HttpResponse;
+using http::json_response;
 using http::RouteContext;
 
 namespace {

@@ -16,9 +16,9 @@ struct StoredResponse {
 };
 
 /// What begin() found for (buyer, key).
-struct IdempotencyStarted {};  // first use: the caller runs the request, then complete()s it
-struct IdempotencyInFlight {};   // another request with this key has not finished
-struct IdempotencyMismatch {};   // the key was used with a different request
+struct IdempotencyStarted {};   // first use: the caller runs the request, then complete()s it
+struct IdempotencyInFlight {};  // another request with this key has not finished
+struct IdempotencyMismatch {};  // the key was used with a different request
 using IdempotencyOutcome =
     std::variant<IdempotencyStarted, IdempotencyInFlight, IdempotencyMismatch, StoredResponse>;
 
@@ -33,8 +33,7 @@ class IdempotencyStore {
   virtual ~IdempotencyStore() = default;
 
   virtual IdempotencyOutcome begin(const std::string& buyer, const std::string& key,
-                                   const std::string& fingerprint, Timestamp now,
-                                   Millis lease) = 0;
+                                   const std::string& fingerprint, Timestamp now, Millis lease) = 0;
   /// Stores the response for a started key.
   virtual void complete(const std::string& buyer, const std::string& key,
                         const StoredResponse& response, Timestamp now) = 0;

@@ -101,7 +101,8 @@ Result<Hold> BookingService::create_hold(const Caller& caller, const std::string
   if (!event) return not_found("event", event_id);
   const auto now = clock_.now();
   if (now < event->sale_opens_at) {
-    return make_error(Errc::sale_not_open, "the sale opens at " + format_rfc3339(event->sale_opens_at));
+    return make_error(Errc::sale_not_open,
+                      "the sale opens at " + format_rfc3339(event->sale_opens_at));
   }
   const auto quantity = std::visit(
       [](const auto& s) -> size_t {
@@ -114,8 +115,8 @@ Result<Hold> BookingService::create_hold(const Caller& caller, const std::string
       selection);
   if (quantity == 0) return make_error(Errc::invalid_request, "a hold needs at least one seat");
   if (quantity > event->max_seats_per_order) {
-    return make_error(Errc::limit_exceeded, "at most " + std::to_string(event->max_seats_per_order) +
-                                                " seats per order");
+    return make_error(Errc::limit_exceeded,
+                      "at most " + std::to_string(event->max_seats_per_order) + " seats per order");
   }
   HoldRequest request;
   request.hold_id = new_id("hld");
@@ -198,13 +199,15 @@ std::vector<Booking> BookingService::list_bookings(const Caller& caller) {
   return bookings_.list_bookings(caller.buyer, bookings_list_max);
 }
 
-Result<Booking> BookingService::cancel_booking(const Caller& caller, const std::string& booking_id) {
+Result<Booking> BookingService::cancel_booking(const Caller& caller,
+                                               const std::string& booking_id) {
   auto booking = get_booking(caller, booking_id);
   if (!booking) return booking;
   if (booking->buyer != caller.buyer) return not_found("booking", booking_id);  // admins only read
   if (booking->status != BookingStatus::confirmed) {
-    return make_error(Errc::invalid_state, "only a confirmed booking can be cancelled; this one is " +
-                                               std::string{to_string(booking->status)});
+    return make_error(Errc::invalid_state,
+                      "only a confirmed booking can be cancelled; this one is " +
+                          std::string{to_string(booking->status)});
   }
   auto cancelled = bookings_.transition(booking_id, BookingStatus::confirmed,
                                         BookingStatus::cancelled, clock_.now());

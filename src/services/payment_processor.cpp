@@ -142,7 +142,8 @@ size_t PaymentProcessor::relay_outbox() {
 
 Millis PaymentProcessor::backoff_for(uint32_t delivery) const {
   if (options_.backoff.empty()) return Millis{0};
-  const size_t index = std::min<size_t>(delivery == 0 ? 0 : delivery - 1, options_.backoff.size() - 1);
+  const size_t index =
+      std::min<size_t>(delivery == 0 ? 0 : delivery - 1, options_.backoff.size() - 1);
   return options_.backoff[index];
 }
 
@@ -164,14 +165,17 @@ void PaymentProcessor::settle_seats(const Booking& booking) {
   const auto now = clock_.now();
   switch (booking.status) {
     case BookingStatus::confirmed:
-    case BookingStatus::cancelled: (void)locks_.mark_sold(booking.hold_id, now); break;
+    case BookingStatus::cancelled:
+      (void)locks_.mark_sold(booking.hold_id, now);
+      break;
     case BookingStatus::payment_failed:
     case BookingStatus::refunded:
       if (locks_.release_booked(booking.hold_id, now) && seats_released_) {
         seats_released_(booking.event_id, booking.section);
       }
       break;
-    case BookingStatus::pending_payment: break;
+    case BookingStatus::pending_payment:
+      break;
   }
 }
 
@@ -232,8 +236,8 @@ void PaymentProcessor::charge(const Delivery& delivery, const Booking& booking) 
     queue_.ack(delivery);
     return;
   }
-  auto result = provider_.charge(
-      {booking.id, booking.amount, booking.currency, booking.payment_method});
+  auto result =
+      provider_.charge({booking.id, booking.amount, booking.currency, booking.payment_method});
   if (auto* error = std::get_if<ProviderError>(&result)) {
     ++transient_;
     (void)bookings_.record_payment_attempt(booking.id, error->detail, clock_.now());
@@ -247,7 +251,8 @@ void PaymentProcessor::charge(const Delivery& delivery, const Booking& booking) 
     confirm(booking);
   } else {
     ++declined_;
-    const auto reason = "declined: " + (charge.decline_reason.empty() ? "card_declined" : charge.decline_reason);
+    const auto reason =
+        "declined: " + (charge.decline_reason.empty() ? "card_declined" : charge.decline_reason);
     (void)bookings_.record_payment_attempt(booking.id, reason, clock_.now());
     fail(booking, reason);
   }
@@ -286,7 +291,8 @@ size_t PaymentProcessor::reconcile_dead_letters() {
       continue;
     }
     bookings_.mark_dead_lettered(booking->id);
-    if (dead.job.kind == PaymentJobKind::charge && booking->status == BookingStatus::pending_payment) {
+    if (dead.job.kind == PaymentJobKind::charge &&
+        booking->status == BookingStatus::pending_payment) {
       // Never guess: ask the provider what happened to this booking's charge.
       auto found = provider_.find_charge(booking->id);
       if (std::holds_alternative<ProviderError>(found)) continue;  // next round
@@ -319,7 +325,8 @@ size_t PaymentProcessor::requeue_stale() {
   size_t published = 0;
   for (auto [status, kind] : {std::pair{BookingStatus::pending_payment, PaymentJobKind::charge},
                               std::pair{BookingStatus::cancelled, PaymentJobKind::refund}}) {
-    for (const auto& booking : bookings_.stale_bookings(status, before, options_.reconcile_batch_max)) {
+    for (const auto& booking :
+         bookings_.stale_bookings(status, before, options_.reconcile_batch_max)) {
       // A no-op while the queue still holds the job; a new job if an engine lost it.
       queue_.publish(job_for(kind, booking.id));
       ++published;
@@ -329,7 +336,8 @@ size_t PaymentProcessor::requeue_stale() {
 }
 
 PaymentOutcomeCounts PaymentProcessor::outcomes() const {
-  return {approved_.load(), declined_.load(), transient_.load(), refunded_.load(), reconciled_.load()};
+  return {approved_.load(), declined_.load(), transient_.load(), refunded_.load(),
+          reconciled_.load()};
 }
 
 }  // namespace boxoffice

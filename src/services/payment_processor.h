@@ -60,7 +60,8 @@ class PaymentProcessor {
   /// A job was just committed: relay and process without waiting for the next poll.
   void wake();
   /// Called when a booking's seats are released (payment failed, refunded). Set before start().
-  void on_seats_released(std::function<void(const std::string& event_id, const std::string& section)> callback) {
+  void on_seats_released(
+      std::function<void(const std::string& event_id, const std::string& section)> callback) {
     seats_released_ = std::move(callback);
   }
 

@@ -95,7 +95,8 @@ Result<WaitlistEntry> WaitlistService::join(const Caller& caller, const std::str
   if (!event) return event.take_error();
   const auto now = clock_.now();
   if (now < event->sale_opens_at) {
-    return make_error(Errc::sale_not_open, "the sale opens at " + format_rfc3339(event->sale_opens_at));
+    return make_error(Errc::sale_not_open,
+                      "the sale opens at " + format_rfc3339(event->sale_opens_at));
   }
   if (!event->find_section(section)) return make_error(Errc::not_found, "no section " + section);
   if (quantity < 1) return make_error(Errc::invalid_request, "quantity must be at least 1");
@@ -151,8 +152,8 @@ Result<WaitlistEntry> WaitlistService::leave(const Caller& caller, const std::st
     return make_error(Errc::not_found, "no waitlist entry " + entry_id);
   }
   if (!entry->live()) {
-    return make_error(Errc::invalid_state, "the entry is already " +
-                                               std::string{to_string(entry->status)});
+    return make_error(Errc::invalid_state,
+                      "the entry is already " + std::string{to_string(entry->status)});
   }
   auto left = store_.transition(entry_id, entry->status, WaitlistStatus::left, clock_.now());
   if (!left) return left;
@@ -248,7 +249,8 @@ size_t WaitlistService::sweep() {
     if (entry.offer) (void)locks_.release(entry.offer->hold_id, now);
     lines.emplace(entry.event_id, entry.section);
   }
-  for (auto& s : store_.active_sections()) lines.emplace(std::move(s.event_id), std::move(s.section));
+  for (auto& s : store_.active_sections())
+    lines.emplace(std::move(s.event_id), std::move(s.section));
   size_t offers = 0;
   for (const auto& [event_id, section] : lines) {
     try {

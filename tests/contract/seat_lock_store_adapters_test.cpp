@@ -4,10 +4,9 @@
 
 namespace boxoffice::testing {
 
-INSTANTIATE_TEST_SUITE_P(
-    Adapters, SeatLockStoreContract,
-    ::testing::Values(SeatLockStoreFactory{
-        "memory", [] { return std::make_unique<MemorySeatLockStore>(); }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Adapters, SeatLockStoreContract,
+                         ::testing::Values(SeatLockStoreFactory{
+                             "memory", [] { return std::make_unique<MemorySeatLockStore>(); }}),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace boxoffice::testing

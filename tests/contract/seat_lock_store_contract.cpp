@@ -45,7 +45,9 @@ HoldRequest request(const Event& e, std::string buyer, HoldSelection what, Times
 }
 
 HoldSelection seats(std::vector<std::string> ids) { return ExactSeats{std::move(ids)}; }
-HoldSelection quantity(std::string section, uint32_t n) { return SectionQuantity{std::move(section), n}; }
+HoldSelection quantity(std::string section, uint32_t n) {
+  return SectionQuantity{std::move(section), n};
+}
 
 SectionAvailability section_of(SeatLockStore& store, const Event& e, const std::string& id,
                                Timestamp now = t0) {
@@ -100,11 +102,13 @@ TEST_P(SeatLockStoreContract, OverlappingHoldTakesNothingAndNamesTheTakenSeats) 
   const auto e = concert();
   store->add_event(e);
   ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:A:2", "orch:A:3"}))).ok());
-  auto second = store->hold(request(e, "bob", seats({"orch:A:1", "orch:A:2", "orch:A:3", "orch:A:4"})));
+  auto second =
+      store->hold(request(e, "bob", seats({"orch:A:1", "orch:A:2", "orch:A:3", "orch:A:4"})));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, Errc::seats_unavailable);
-  EXPECT_EQ(std::set<std::string>(second.error().unavailable.begin(), second.error().unavailable.end()),
-            (std::set<std::string>{"orch:A:2", "orch:A:3"}));
+  EXPECT_EQ(
+      std::set<std::string>(second.error().unavailable.begin(), second.error().unavailable.end()),
+      (std::set<std::string>{"orch:A:2", "orch:A:3"}));
   EXPECT_EQ(section_of(*store, e, "orch").held, 2u);
   // The free seats of the refused request are still free.
   EXPECT_TRUE(store->hold(request(e, "carol", seats({"orch:A:1", "orch:A:4"}))).ok());
@@ -136,7 +140,8 @@ TEST_P(SeatLockStoreContract, BestAvailablePicksAdjacentSeatsNearTheFront) {
   // Now row A has A:1, A:2 free; 4 adjacent seats exist only in row B.
   auto row_b = store->hold(request(e, "carol", quantity("orch", 4)));
   ASSERT_TRUE(row_b.ok());
-  EXPECT_EQ(row_b->seats, (std::vector<std::string>{"orch:B:1", "orch:B:2", "orch:B:3", "orch:B:4"}));
+  EXPECT_EQ(row_b->seats,
+            (std::vector<std::string>{"orch:B:1", "orch:B:2", "orch:B:3", "orch:B:4"}));
   // Only A:1 and A:2 remain; 3 seats cannot be had.
   auto none = store->hold(request(e, "dave", quantity("orch", 3)));
   ASSERT_FALSE(none.ok());
@@ -312,7 +317,8 @@ TEST_P(SeatLockStoreContract, RacingBuyersNeverShareASeat) {
         const int n = 1 + int(rng() % 3);
         const char row = rng() % 2 ? 'A' : 'B';
         const int start = 1 + int(rng() % 4);
-        for (int k = 0; k < n; ++k) ids.push_back("orch:" + std::string(1, row) + ":" + std::to_string(start + k));
+        for (int k = 0; k < n; ++k)
+          ids.push_back("orch:" + std::string(1, row) + ":" + std::to_string(start + k));
         auto hold = store->hold(request(e, "buyer" + std::to_string(t), seats(ids)));
         if (hold.ok()) {
           won[t].push_back(*hold);

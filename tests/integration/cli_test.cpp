@@ -37,7 +37,8 @@ TEST(Cli, BadSettingsStopWithOneClearMessage) {
 
   auto bad_number = run({"serve", data}, {"BOXOFFICE_WORKER_THREADS=lots"});
   EXPECT_EQ(bad_number.exit_code, 2);
-  EXPECT_NE(bad_number.output.find("BOXOFFICE_WORKER_THREADS"), std::string::npos) << bad_number.output;
+  EXPECT_NE(bad_number.output.find("BOXOFFICE_WORKER_THREADS"), std::string::npos)
+      << bad_number.output;
 
   auto later = run({"serve", data, "--redis-url", "redis://127.0.0.1:6379"});
   EXPECT_EQ(later.exit_code, 2);
@@ -92,13 +93,15 @@ TEST(Cli, FlagBeatsVariableBeatsFile) {
 }
 
 TEST(Cli, TokenIsSignedWithTheConfiguredSecret) {
-  ChildProcess child({BOXOFFICE_BINARY, "token", "--sub", "alice", "--role", "admin", "--ttl", "60"},
-                     {"BOXOFFICE_JWT_SECRET=cli-secret"});
+  ChildProcess child(
+      {BOXOFFICE_BINARY, "token", "--sub", "alice", "--role", "admin", "--ttl", "60"},
+      {"BOXOFFICE_JWT_SECRET=cli-secret"});
   ASSERT_EQ(child.wait_exit(10s), 0) << child.log();
   auto token = child.log();
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
   const auto now = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
-  auto claims = jwt::verify(token, {"cli-secret", "boxoffice", "boxoffice", std::chrono::seconds{0}}, now);
+  auto claims =
+      jwt::verify(token, {"cli-secret", "boxoffice", "boxoffice", std::chrono::seconds{0}}, now);
   ASSERT_TRUE(claims.ok()) << claims.error().detail << " token: " << token;
   EXPECT_EQ(claims->subject, "alice");
   EXPECT_EQ(claims->roles, std::vector<std::string>{"admin"});

@@ -66,13 +66,12 @@ class PaymentFlowTest : public ::testing::Test {
 
   /// Holds one general seat and checks it out with `method`; returns the booking id.
   std::string book(const std::string& method) {
-    auto hold = expect_status(alice.post("/v1/events/" + event_id + "/holds",
-                                         text(quantity_body("floor", 1))),
-                              201, "hold");
-    auto booking = expect_status(
-        alice.post("/v1/holds/" + str(hold.at("id")) + "/checkout",
-                   text(json::object{{"payment_method", method}})),
-        202, "checkout");
+    auto hold = expect_status(
+        alice.post("/v1/events/" + event_id + "/holds", text(quantity_body("floor", 1))), 201,
+        "hold");
+    auto booking = expect_status(alice.post("/v1/holds/" + str(hold.at("id")) + "/checkout",
+                                            text(json::object{{"payment_method", method}})),
+                                 202, "checkout");
     EXPECT_EQ(booking.at("status"), "pending_payment");
     return str(booking.at("id"));
   }

@@ -44,8 +44,9 @@ TEST(EventJson, RefusesWithTheFieldNamed) {
         "hold_ttl_seconds");
   check("{" + base + R"(,"sections":[{"id":"a","kind":"vip","price":1}]})", Errc::invalid_request,
         "kind");
-  check("{" + base + R"(,"sections":[{"id":"a","kind":"reserved","price":1,"rows":[{"row":"A"}]}]})",
-        Errc::invalid_request, "seats");
+  check(
+      "{" + base + R"(,"sections":[{"id":"a","kind":"reserved","price":1,"rows":[{"row":"A"}]}]})",
+      Errc::invalid_request, "seats");
   check(R"({"name":"N","starts_at":"June","currency":"USD","sections":[]})", Errc::invalid_request,
         "starts_at");
 }
@@ -57,9 +58,10 @@ TEST(HoldJson, ReadsBothShapes) {
   auto quantity = hold_selection_from_json(R"({"section":"floor","quantity":2})");
   ASSERT_TRUE(quantity.ok());
   EXPECT_EQ(std::get<SectionQuantity>(*quantity).quantity, 2u);
-  for (const char* bad : {R"({})", R"({"seats":[]})", R"({"seats":[1]})", R"({"section":"f"})",
-                          R"({"section":"f","quantity":0})", R"({"section":"f","quantity":2.5})",
-                          R"({"seats":["a"],"section":"f"})", R"({"section":"f","quantity":1,"x":1})"}) {
+  for (const char* bad :
+       {R"({})", R"({"seats":[]})", R"({"seats":[1]})", R"({"section":"f"})",
+        R"({"section":"f","quantity":0})", R"({"section":"f","quantity":2.5})",
+        R"({"seats":["a"],"section":"f"})", R"({"section":"f","quantity":1,"x":1})"}) {
     auto r = hold_selection_from_json(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, Errc::invalid_request) << bad;

@@ -15,8 +15,8 @@ TEST(RowIndex, PicksTheCentreOfTheFrontRow) {
 
 TEST(RowIndex, SkipsRowsWithoutALongEnoughRun) {
   RowIndex index({6, 6, 6});
-  index.set_taken({0, 2, 4});  // row 0: runs of 1
-  index.set_taken({7, 9, 11});  // row 1: seats 6, 8, 10 free, runs of 1
+  index.set_taken({0, 2, 4});                           // row 0: runs of 1
+  index.set_taken({7, 9, 11});                          // row 1: seats 6, 8, 10 free, runs of 1
   EXPECT_EQ(index.best_available(2), (Seats{14, 15}));  // row 2 is 12..17; its centre is 14.5
 }
 

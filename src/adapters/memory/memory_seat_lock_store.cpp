@@ -60,8 +60,8 @@ struct MemorySeatLockStore::EventState {
   std::vector<SectionState> sections;
   std::unordered_map<std::string, HoldRecord> holds;
   std::unordered_map<std::string, uint32_t> buyer_seats;
-  ExpiryQueue expiries;  // active holds by expires_at; stale entries are skipped
-  ExpiryQueue forgets;   // finished holds by the time they are forgotten
+  ExpiryQueue expiries;              // active holds by expires_at; stale entries are skipped
+  ExpiryQueue forgets;               // finished holds by the time they are forgotten
   std::vector<bool> seats_returned;  // per section: expiry freed seats since the last sweep
 };
 
@@ -189,7 +189,8 @@ Result<Hold> MemorySeatLockStore::hold(const HoldRequest& request) {
     const auto& wanted = std::get<SectionQuantity>(request.selection);
     const auto section = state.layout.section_index(wanted.section);
     if (!section) return make_error(Errc::not_found, "no section " + wanted.section);
-    if (wanted.quantity == 0) return make_error(Errc::invalid_request, "quantity must be at least 1");
+    if (wanted.quantity == 0)
+      return make_error(Errc::invalid_request, "quantity must be at least 1");
     record.section = *section;
     quantity = wanted.quantity;
   }
@@ -218,16 +219,17 @@ Result<Hold> MemorySeatLockStore::hold(const HoldRequest& request) {
     }
     if (!error.unavailable.empty()) return error;
   } else if (takeable < quantity) {
-    return make_error(Errc::sold_out,
-                      kept_for_waitlist
-                          ? "buyers are waiting for section " + section_def.id + "; join the waitlist"
-                          : "section " + section_def.id + " has " + std::to_string(takeable) +
-                                " seats available");
+    return make_error(Errc::sold_out, kept_for_waitlist
+                                          ? "buyers are waiting for section " + section_def.id +
+                                                "; join the waitlist"
+                                          : "section " + section_def.id + " has " +
+                                                std::to_string(takeable) + " seats available");
   } else if (section.free_index) {
     auto picked = section.free_index->best_available(quantity);
     assert(picked);  // available() counted them
     record.seat_indices = std::move(*picked);
-    for (auto index : record.seat_indices) seat_ids.push_back(state.layout.seat_id(record.section, index));
+    for (auto index : record.seat_indices)
+      seat_ids.push_back(state.layout.seat_id(record.section, index));
   }
 
   if (section.free_index) {
@@ -276,9 +278,8 @@ auto MemorySeatLockStore::with_hold(const std::string& hold_id, Timestamp now, F
 }
 
 Result<Hold> MemorySeatLockStore::get_hold(const std::string& hold_id, Timestamp now) {
-  return with_hold(hold_id, now, [](EventState&, HoldRecord& record) -> Result<Hold> {
-    return record.hold;
-  });
+  return with_hold(hold_id, now,
+                   [](EventState&, HoldRecord& record) -> Result<Hold> { return record.hold; });
 }
 
 Result<Hold> MemorySeatLockStore::release(const std::string& hold_id, Timestamp now) {
@@ -308,8 +309,10 @@ Result<Hold> MemorySeatLockStore::begin_checkout(const std::string& hold_id, Tim
         hold.status = HoldStatus::checked_out;
         return before;
       }
-      case HoldStatus::expired: return make_error(Errc::hold_expired, "the hold expired");
-      case HoldStatus::released: return make_error(Errc::hold_expired, "the hold was released");
+      case HoldStatus::expired:
+        return make_error(Errc::hold_expired, "the hold expired");
+      case HoldStatus::released:
+        return make_error(Errc::hold_expired, "the hold was released");
       case HoldStatus::checked_out:
         return make_error(Errc::invalid_state, "the hold is already checked out");
     }
