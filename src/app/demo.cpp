@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -30,6 +31,7 @@
 #include <unordered_set>
 
 #include "app/system.h"
+#include "domain/time.h"
 #include "http/jwt.h"
 #include "loadgen/http_client.h"
 #include "ports/clock.h"
@@ -50,20 +52,50 @@ using Steady = std::chrono::steady_clock;
 constexpr uint32_t kBuyersDefault = 6000;
 constexpr uint32_t kBuyersSmall = 800;
 constexpr uint32_t kSeatsPerOrderMax = 4;  // also the per-buyer cap: one order per buyer
-constexpr uint32_t kHoldTtlSeconds = 30;
+// Short, so that holds their buyers walk away from expire while others still wait for seats.
+constexpr uint32_t kHoldTtlSeconds = 15;
+constexpr uint32_t kHoldTtlSecondsSmall = 10;  // the shortest an event allows
 constexpr int kHoldAttemptsMax = 6;  // holds tried per buyer (conflicts, sold-out sections)
-// While every seat is held (none available), a buyer re-reads availability this often and this
-// many times before leaving: held seats come back when a payment is declined or a hold released.
-constexpr auto kPatienceInterval = 250ms;
-constexpr int kPatienceRoundsMax = 8;
 constexpr auto kBookingPollInterval = 200ms;
 constexpr auto kBookingPollFor = 60s;  // a buyer stops watching a booking after this
-constexpr auto kSettleFor = 120s;      // the demo waits this long for every booking to be final
+// After the last buyer was let in, the demo waits this long for the sale to be over: every
+// booking final, no offer open, nothing left that could come back to a waitlist.
+constexpr auto kSettleFor = 120s;
+constexpr auto kSettlePollInterval = 250ms;
+// The sale is over once nothing has moved for this long: the server's waitlist sweeper (every
+// 0.5 s) has had several turns to offer seats that came back.
+constexpr auto kQuietFor = 1500ms;
+constexpr auto kSweepMargin = 1s;  // an expired hold is swept within a sweeper's interval
 constexpr auto kProgressInterval = 500ms;
 constexpr auto kProgressPlainInterval = 2s;  // stderr is a log file, not a terminal
 constexpr double kReleaseRate = 0.05;        // holders who change their mind and release
-constexpr double kCancelRate = 0.05;         // confirmed buyers who cancel (and are refunded)
+constexpr auto kReleaseAfterMin = 500ms;     // ... after thinking it over this long
+constexpr auto kReleaseAfterMax = 4000ms;
+constexpr double kAbandonRate = 0.03;  // holders who walk away: their hold expires
+constexpr double kCancelRate = 0.05;   // confirmed buyers who cancel (and are refunded)
 constexpr size_t kProblemsShownMax = 5;
+
+// --- The waitlist ------------------------------------------------------------------------------
+// Offers last the shortest window the server accepts, so that lapsed offers show within the demo.
+constexpr uint32_t kOfferSeconds = 10;
+constexpr double kJoinRate = 0.6;  // buyers who find nothing available and join a line
+constexpr uint32_t kLineQuantityMax = 2;
+constexpr int kJoinAttemptsMax = 3;         // a join refused with seats_available sends them back
+constexpr double kDeclineOfferRate = 0.10;  // offered buyers who release the offer's hold
+constexpr double kLapseOfferRate = 0.10;    // offered buyers who let the offer lapse
+constexpr double kLeaveLineRate = 0.05;     // waiters who give up after a while and leave
+constexpr auto kLeaveAfterMin = 3s;
+constexpr auto kLeaveAfterMax = 12s;
+// Each waiter polls its entry this often (plus up to kEntryPollJitter), and less often when the
+// lines are long: all waiters together poll at most kEntryPollRateMax times a second, over
+// kWaitConnections shared keep-alive connections.
+constexpr auto kEntryPollInterval = 400ms;
+constexpr int kEntryPollJitterMs = 200;
+constexpr double kEntryPollRateMax = 1500;
+constexpr size_t kWaitConnections = 32;
+// A buyer who left the line is counted as waiting until this long after the server's time of
+// leaving: the sweeper may have picked the next entry a moment before the leave committed.
+constexpr auto kLeaveOrderMargin = 2s;
 
 // The in-process payment simulator answers a charge after this: a real processor takes
 // 100-500 ms; a little less keeps the demo short while payments still visibly lag checkouts.
@@ -105,6 +137,7 @@ struct SectionPlan {
 struct Plan {
   std::vector<SectionPlan> sections;
   uint32_t buyers = 0;
+  uint32_t hold_ttl_seconds = kHoldTtlSeconds;
   uint32_t seats() const {
     uint32_t n = 0;
     for (const auto& s : sections) n += s.capacity;
@@ -128,6 +161,7 @@ Plan make_plan(const DemoOptions& options) {
                      reserved("orch", "Orchestra", 6, 20, 18000),
                      reserved("balc", "Balcony", 3, 20, 7000)};
     plan.buyers = kBuyersSmall;
+    plan.hold_ttl_seconds = kHoldTtlSecondsSmall;
   } else {
     plan.sections = {general("floor", "Floor", 1500, 9500),
                      reserved("orch", "Orchestra", 20, 50, 18000),
@@ -166,7 +200,7 @@ std::string event_body(const Plan& plan) {
   return json::serialize(json::object{{"name", "Flash sale (boxoffice demo)"},
                                       {"starts_at", "2027-06-01T19:00:00Z"},
                                       {"currency", "USD"},
-                                      {"hold_ttl_seconds", kHoldTtlSeconds},
+                                      {"hold_ttl_seconds", plan.hold_ttl_seconds},
                                       {"max_seats_per_order", kSeatsPerOrderMax},
                                       {"max_seats_per_buyer", kSeatsPerOrderMax},
                                       {"sections", std::move(sections)}});
@@ -266,13 +300,144 @@ BookingCounts counts_of(const json::object& stats) {
   return c;
 }
 
+/// The `waitlist` object of the stats: entries of the event by status.
+struct LineCounts {
+  int64_t waiting = 0, offered = 0, converted = 0, expired = 0, left = 0;
+  int64_t total() const { return waiting + offered + converted + expired + left; }
+  bool operator==(const LineCounts&) const = default;
+};
+
+LineCounts line_counts_of(const json::object& stats) {
+  LineCounts c;
+  if (const auto* v = stats.if_contains("waitlist"); v && v->is_object()) {
+    const auto& w = v->as_object();
+    c = {int_of(w, "waiting"), int_of(w, "offered"), int_of(w, "converted"), int_of(w, "expired"),
+         int_of(w, "left")};
+  }
+  return c;
+}
+
+std::string line_counts_text(const LineCounts& c) {
+  return fmt::format("waiting {}, offered {}, converted {}, expired {}, left {}", num(c.waiting),
+                     num(c.offered), num(c.converted), num(c.expired), num(c.left));
+}
+
 struct Tally {
   uint64_t holds_ok = 0, hold_conflicts = 0, hold_sold_out = 0, hold_refused = 0;
   uint64_t seat_map_stale = 0;  // the seat map showed nothing free: availability had moved on
-  uint64_t releases = 0, checkouts = 0, checkout_refused = 0, cancels = 0;
+  uint64_t releases = 0, abandoned = 0, checkouts = 0, checkout_refused = 0, cancels = 0;
   uint64_t no_response = 0, polls_timed_out = 0;
   uint64_t buyers_bought = 0, buyers_declined = 0, buyers_sold_out = 0, buyers_gave_up = 0;
+  uint64_t buyers_joined = 0;  // went on to wait in a line (their outcome is in LineTally)
   std::map<std::string, uint64_t, std::less<>> methods;
+};
+
+/// What the waiting buyers did and saw, as they tell it.
+struct LineTally {
+  uint64_t joins = 0, join_seats_available = 0, join_conflicts = 0, join_refused = 0;
+  uint64_t offers_seen = 0;
+  uint64_t declined = 0, lapsed = 0, checkouts = 0;  // what the offered did
+  uint64_t decline_refused = 0, checkout_refused = 0;
+  uint64_t bought = 0, payment_failed = 0, cancels = 0;  // how their checkouts ended
+  uint64_t left = 0, leave_refused = 0;
+  uint64_t still_waiting = 0;  // polling when the sale was over
+  uint64_t unexpected = 0;     // an entry found converted, expired or left by someone else
+  std::map<std::string, uint64_t, std::less<>> methods;
+};
+
+/// Where seats came from that a waitlist could be offered: when the demo's buyers made each happen
+/// (a declined payment: when its buyer saw it; an abandoned hold: when it expires).
+enum class Return {
+  payment_declined,
+  hold_released,
+  hold_expired,
+  booking_cancelled,
+  offer_declined,
+  offer_lapsed
+};
+constexpr std::string_view kReturnNames[] = {"payments declined",       "holds released",
+                                             "abandoned holds expired", "bookings cancelled",
+                                             "offers declined",         "offers lapsed"};
+
+/// One waitlist entry as its buyer knows it: when they asked to join and when the answer came,
+/// which bounds when the server put them in line.
+struct LineEntry {
+  std::string id;
+  uint64_t buyer = 0;
+  std::string section;
+  uint32_t quantity = 0;
+  int64_t position = 0;    // at join time
+  int64_t created_ms = 0;  // the server's join time
+  Steady::time_point sent, answered;
+  std::optional<int64_t> offer_expires_ms;  // from the first poll that showed the offer
+  std::optional<int64_t> offer_seen_ms;     // wall clock, when that poll answered
+};
+
+/// A few keep-alive connections shared by many buyers who each send a request now and then (the
+/// waiters polling their entries): a buyer borrows one per request, in turn. One thread only.
+class ConnectionPool {
+ public:
+  ConnectionPool(const net::any_io_executor& executor, const loadgen::Origin& origin, size_t size,
+                 loadgen::Recorder* recorder) {
+    for (size_t i = 0; i < std::max<size_t>(1, size); ++i) {
+      connections_.push_back(
+          std::make_unique<Connection>(executor, origin, loadgen::ConnectionOptions{}, recorder));
+      idle_.push_back(connections_.back().get());
+    }
+  }
+
+  net::awaitable<Response> send(Request request) {
+    Connection* conn = nullptr;
+    if (!idle_.empty() && queue_.empty()) {
+      conn = idle_.back();
+      idle_.pop_back();
+    } else {
+      // Wait in line: a finishing request hands its connection to the first waiting.
+      Turn turn(*this, co_await net::this_coro::executor);
+      boost::system::error_code ec;
+      co_await turn.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      conn = turn.conn;
+    }
+    struct GiveBack {
+      ConnectionPool& pool;
+      Connection* conn;
+      ~GiveBack() { pool.give_back(conn); }
+    } give_back{*this, conn};
+    co_return co_await conn->send(std::move(request));
+  }
+
+ private:
+  /// A place in the queue; leaves it if its coroutine is destroyed while waiting (shutdown).
+  struct Turn {
+    Turn(ConnectionPool& pool, const net::any_io_executor& executor)
+        : pool(pool), timer(executor, Steady::time_point::max()) {
+      pool.queue_.push_back(this);
+    }
+    ~Turn() {
+      if (conn) return;
+      auto& queue = pool.queue_;
+      queue.erase(std::remove(queue.begin(), queue.end(), this), queue.end());
+    }
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+    ConnectionPool& pool;
+    net::steady_timer timer;
+    Connection* conn = nullptr;
+  };
+  void give_back(Connection* conn) {
+    if (queue_.empty()) {
+      idle_.push_back(conn);
+      return;
+    }
+    auto* turn = queue_.front();
+    queue_.pop_front();
+    turn->conn = conn;
+    turn->timer.cancel();
+  }
+
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<Connection*> idle_;
+  std::deque<Turn*> queue_;
 };
 
 /// Everything the demo knows. All coroutines run on one thread, so none of this needs a lock.
@@ -292,14 +457,34 @@ struct Demo {
   Steady::time_point sale_opened;  // the first buyer was let in
   std::optional<Steady::duration> sold_out_after;
   std::optional<Steady::duration> buyers_done_after;
-  std::optional<Steady::duration> settled_after;
-  uint64_t sale_requests = 0;  // requests the buyers made
+  Steady::duration sale_ended_after{};  // the last waiter stopped
+  uint64_t sale_requests = 0;           // requests the buyers made
 
   // The monitor's latest look at the event (stats), for the progress line.
   std::vector<SectionState> sections;
   BookingCounts bookings;
+  LineCounts line;
   bool stop_progress = false;
   bool progress_stopped = false;
+
+  // The waitlist, as the buyers in it see it.
+  LineTally line_tally;
+  std::deque<LineEntry> entries;  // in the order their joins were answered
+  std::optional<Steady::time_point> first_join;
+  std::map<Return, std::vector<Steady::time_point>> returns;
+  Steady::time_point abandoned_expire{};  // the last abandoned hold has expired by then
+  // The waiters' connections: each waiter keeps it alive (a coroutine destroyed at shutdown
+  // still gives its connection back).
+  std::shared_ptr<ConnectionPool> pool;
+  uint64_t waiters_live = 0;  // waiter coroutines not yet finished
+  uint64_t waiters_busy = 0;  // of those, acting on an offer (checkout, booking, cancel)
+  bool sale_over = false;     // nothing more can come back to a line: waiters stop
+  std::optional<Steady::duration> sale_over_after;
+  std::exception_ptr waiter_error;
+
+  void returned(Return what, Steady::time_point when = Steady::now()) {
+    returns[what].push_back(when);
+  }
 
   std::string token_for(const std::string& subject, bool admin = false) const {
     jwt::MintOptions mint{subject,
@@ -416,13 +601,15 @@ std::string pick_payment_method(std::mt19937_64& rng) {
 }
 
 /// Waits for a booking to leave pending_payment, as a buyer's page polls; its final status, or
-/// empty when it did not settle in time.
-net::awaitable<std::string> await_final(Demo& d, Connection& conn, const std::string& token,
+/// empty when it did not settle in time. `Client`: a Connection, or the waiters' ConnectionPool.
+template <typename Client>
+net::awaitable<std::string> await_final(Demo& d, Client& client, const std::string& token,
                                         const std::string& booking_id) {
   const auto give_up = Steady::now() + kBookingPollFor;
   while (Steady::now() < give_up) {
     co_await loadgen::sleep_for(kBookingPollInterval);
-    auto r = co_await conn.send(request("GET", "/v1/bookings/" + booking_id, {}, token, "booking"));
+    auto r =
+        co_await client.send(request("GET", "/v1/bookings/" + booking_id, {}, token, "booking"));
     if (r.status != 200) {
       if (r.status == loadgen::kNoResponse) ++d.tally.no_response;
       continue;
@@ -435,16 +622,240 @@ net::awaitable<std::string> await_final(Demo& d, Connection& conn, const std::st
   co_return std::string{};
 }
 
+/// A checkout was accepted: watches the booking until it is final, and cancels it now and then
+/// once confirmed (`cancels` counts those). Returns the booking's final status, or empty.
+template <typename Client>
+net::awaitable<std::string> follow_booking(Demo& d, Client& client, const std::string& token,
+                                           const std::string& booking_id, std::mt19937_64& rng,
+                                           uint64_t& cancels) {
+  const auto status = co_await await_final(d, client, token, booking_id);
+  if (status == "payment_failed") d.returned(Return::payment_declined);
+  if (status == "confirmed" &&
+      std::uniform_real_distribution<double>{0.0, 1.0}(rng) < kCancelRate) {
+    auto r = co_await client.send(
+        request("POST", "/v1/bookings/" + booking_id + "/cancel", {}, token, "cancel"));
+    if (r.status == 202) {
+      ++cancels;
+      d.returned(Return::booking_cancelled);
+    }
+  }
+  co_return status;
+}
+
+int64_t wall_ms() {
+  return to_unix_ms(std::chrono::floor<Millis>(std::chrono::system_clock::now()));
+}
+
+/// How long a waiter sleeps between two looks at its entry: a few times a second, less often when
+/// so many wait that together they would poll more than kEntryPollRateMax times a second.
+std::chrono::milliseconds entry_poll_interval(const Demo& d, std::mt19937_64& rng) {
+  const std::chrono::milliseconds spread{
+      static_cast<int64_t>(1000.0 * static_cast<double>(d.waiters_live) / kEntryPollRateMax)};
+  const std::chrono::milliseconds jitter{
+      std::uniform_int_distribution<int>{0, kEntryPollJitterMs}(rng)};
+  return std::max<std::chrono::milliseconds>(kEntryPollInterval, spread) + jitter;
+}
+
+/// An offer came: most check it out (paying as other buyers do), some decline it (release its
+/// hold), some let it lapse.
+net::awaitable<void> take_offer(Demo& d, ConnectionPool& pool, const std::string& token,
+                                const std::string& hold_id, std::mt19937_64& rng) {
+  auto& w = d.line_tally;
+  const double u = std::uniform_real_distribution<double>{0.0, 1.0}(rng);
+  if (u < kDeclineOfferRate) {
+    auto r = co_await pool.send(request("DELETE", "/v1/holds/" + hold_id, {}, token, "decline"));
+    if (r.status == 204) {
+      ++w.declined;
+      d.returned(Return::offer_declined);
+    } else {
+      if (r.status == loadgen::kNoResponse) ++d.tally.no_response;
+      ++w.decline_refused;
+      if (code_of(r) != "hold_expired")
+        spdlog::warn("declining offer {}: {}", hold_id, describe(r));
+    }
+    co_return;
+  }
+  if (u < kDeclineOfferRate + kLapseOfferRate) {
+    ++w.lapsed;  // does nothing: the server expires the offer when its window is over
+    d.returned(Return::offer_lapsed);
+    co_return;
+  }
+  const auto method = pick_payment_method(rng);
+  const auto body = json::serialize(json::object{{"payment_method", method}});
+  auto checkout = co_await pool.send(
+      request("POST", "/v1/holds/" + hold_id + "/checkout", body, token, "offer_checkout"));
+  if (checkout.status != 202) {
+    if (checkout.status == loadgen::kNoResponse) {
+      ++d.tally.no_response;
+    } else {
+      ++w.checkout_refused;  // too late, mostly: the report counts them
+      if (code_of(checkout) != "hold_expired") {
+        spdlog::warn("checkout of offer {} refused: {}", hold_id, describe(checkout));
+      }
+    }
+    co_return;
+  }
+  ++w.checkouts;
+  ++w.methods[method];
+  auto booking = parse_object(checkout.body);
+  const auto booking_id = booking ? str_of(*booking, "id") : std::string{};
+  if (booking_id.empty()) co_return;
+  const auto status = co_await follow_booking(d, pool, token, booking_id, rng, w.cancels);
+  if (status == "confirmed") ++w.bought;
+  if (status == "payment_failed") ++w.payment_failed;
+}
+
+/// A buyer in a line: looks at their entry now and then until it is offered (and acts on the
+/// offer), they lose patience and leave, or the sale is over.
+net::awaitable<void> waiter(Demo& d, std::shared_ptr<ConnectionPool> pool, size_t slot,
+                            std::string token, std::mt19937_64 rng) {
+  auto& w = d.line_tally;
+  const auto id = d.entries[slot].id;
+  std::optional<Steady::time_point> leave_at;
+  bool tried_leaving = false;
+  if (std::uniform_real_distribution<double>{0.0, 1.0}(rng) < kLeaveLineRate) {
+    const std::chrono::milliseconds after{std::uniform_int_distribution<int64_t>{
+        std::chrono::milliseconds{kLeaveAfterMin}.count(),
+        std::chrono::milliseconds{kLeaveAfterMax}.count()}(rng)};
+    leave_at = Steady::now() + after;
+  }
+  while (!d.sale_over) {
+    co_await loadgen::sleep_for(entry_poll_interval(d, rng));
+    if (d.sale_over) break;
+    if (leave_at && Steady::now() >= *leave_at) {
+      leave_at.reset();
+      tried_leaving = true;
+      auto r =
+          co_await pool->send(request("DELETE", "/v1/waitlist/" + id, {}, token, "waitlist_leave"));
+      if (r.status == 204) {
+        ++w.left;
+        co_return;
+      }
+      if (r.status == loadgen::kNoResponse) {
+        ++d.tally.no_response;
+      } else {
+        ++w.leave_refused;  // offered meanwhile: the look below finds out
+      }
+    }
+    auto r = co_await pool->send(request("GET", "/v1/waitlist/" + id, {}, token, "waitlist_entry"));
+    auto body = r.status == 200 ? parse_object(r.body) : std::nullopt;
+    if (!body) {
+      if (r.status == loadgen::kNoResponse) ++d.tally.no_response;
+      continue;
+    }
+    const auto status = str_of(*body, "status");
+    if (status == "waiting") continue;
+    if (status == "offered") {
+      const auto* o = body->if_contains("offer");
+      const auto* offer = o && o->is_object() ? &o->as_object() : nullptr;
+      const auto hold_id = offer ? str_of(*offer, "hold_id") : std::string{};
+      auto& entry = d.entries[slot];
+      if (auto expires = parse_rfc3339(offer ? str_of(*offer, "expires_at") : std::string{})) {
+        entry.offer_expires_ms = to_unix_ms(*expires);
+      }
+      entry.offer_seen_ms = wall_ms();
+      ++w.offers_seen;
+      ++d.waiters_busy;
+      struct Busy {
+        Demo& d;
+        ~Busy() { --d.waiters_busy; }
+      } busy{d};
+      if (!hold_id.empty()) co_await take_offer(d, *pool, token, hold_id, rng);
+      co_return;
+    }
+    if (status == "left" && tried_leaving) {
+      ++w.left;  // the leave went through; its answer was lost
+    } else {
+      ++w.unexpected;
+      spdlog::warn("waitlist entry {} is {} without its buyer's doing", id, status);
+    }
+    co_return;
+  }
+  ++w.still_waiting;
+}
+
+/// The line a buyer joins: the section that last told them it was sold out, else one drawn by
+/// its size (where most buyers went).
+std::string line_to_join(const Plan& plan, const std::string& last_sold_out, std::mt19937_64& rng) {
+  if (!last_sold_out.empty()) return last_sold_out;
+  std::vector<double> weights;
+  for (const auto& s : plan.sections) weights.push_back(static_cast<double>(s.capacity));
+  return plan.sections[std::discrete_distribution<size_t>{weights.begin(), weights.end()}(rng)].id;
+}
+
+enum class Joined { in_line, seats_available, refused };
+
+struct JoinOutcome {
+  Joined joined = Joined::refused;
+  size_t slot = 0;  // in d.entries, when in line
+};
+
+/// Joins the line of `section` for 1-2 seats.
+net::awaitable<JoinOutcome> join_line(Demo& d, Connection& conn, uint64_t index,
+                                      const std::string& token, const std::string& section,
+                                      int attempt, std::mt19937_64& rng) {
+  auto& w = d.line_tally;
+  LineEntry entry;
+  entry.buyer = index;
+  entry.section = section;
+  entry.quantity = std::uniform_int_distribution<uint32_t>{1, kLineQuantityMax}(rng);
+  auto join =
+      request("POST", "/v1/events/" + d.event_id + "/waitlist",
+              json::serialize(json::object{{"section", section}, {"quantity", entry.quantity}}),
+              token, "waitlist_join");
+  join.headers.emplace_back("Idempotency-Key",
+                            fmt::format("{}-join-{}", Demo::buyer_name(index), attempt));
+  entry.sent = Steady::now();
+  auto r = co_await conn.send(join);
+  if (r.status == loadgen::kNoResponse) {
+    ++d.tally.no_response;
+    r = co_await conn.send(join);  // the same key: the same entry, never a second one
+  }
+  entry.answered = Steady::now();
+  if (r.status == 201) {
+    auto body = parse_object(r.body);
+    entry.id = body ? str_of(*body, "id") : std::string{};
+    if (entry.id.empty()) {
+      ++w.join_refused;
+      co_return JoinOutcome{};
+    }
+    entry.position = int_of(*body, "position");
+    if (auto created = parse_rfc3339(str_of(*body, "created_at"))) {
+      entry.created_ms = to_unix_ms(*created);
+    }
+    ++w.joins;
+    if (!d.first_join) d.first_join = entry.answered;
+    d.entries.push_back(std::move(entry));
+    co_return JoinOutcome{Joined::in_line, d.entries.size() - 1};
+  }
+  const auto code = code_of(r);
+  if (r.status == 409 && code == "seats_available") {
+    ++w.join_seats_available;
+    co_return JoinOutcome{Joined::seats_available, 0};
+  }
+  if (r.status == 409 && code == "conflict") {
+    ++w.join_conflicts;  // already in this line: cannot happen, one join per buyer and section
+  } else if (r.status == loadgen::kNoResponse) {
+    ++d.tally.no_response;
+  } else {
+    ++w.join_refused;
+    spdlog::warn("buyer {}: joining the {} line refused: {}", index, section, describe(r));
+  }
+  co_return JoinOutcome{};
+}
+
 net::awaitable<void> buyer(Demo& d, Connection& conn, uint64_t index) {
   // Each buyer's choices depend only on the seed and its number; what they get depends on timing.
   std::mt19937_64 rng(d.seed ^ (0x9E3779B97F4A7C15ull * (index + 1)));
   std::uniform_real_distribution<double> chance{0.0, 1.0};
   const auto token = d.token_for(Demo::buyer_name(index));
   auto& t = d.tally;
+  const bool would_wait = chance(rng) < kJoinRate;  // joins a line when nothing is available
 
   std::set<std::string> exhausted;  // sections that answered sold_out to this buyer
+  std::string last_sold_out;
   std::optional<std::string> hold_id;
-  int attempts = 0, patience = 0;
+  int attempts = 0, joins = 0;
   while (!hold_id) {
     if (attempts >= kHoldAttemptsMax) {
       ++t.buyers_gave_up;
@@ -462,15 +873,34 @@ net::awaitable<void> buyer(Demo& d, Connection& conn, uint64_t index) {
     d.note_availability(sections);
     auto choice = co_await choose(d, conn, sections, exhausted, rng);
     if (!choice) {
-      int64_t held = 0;
-      for (const auto& s : sections) held += s.held;
-      if (held == 0 || ++patience > kPatienceRoundsMax) {
+      // Nothing available to this buyer: sold out, for now. Some wait in a line for seats that
+      // come back; the others leave.
+      if (!would_wait || joins >= kJoinAttemptsMax) {
         ++t.buyers_sold_out;
         co_return;
       }
-      // Everything is held, not sold: a decline or a release may free seats soon.
-      const auto jitter = std::uniform_int_distribution<int>{0, 100}(rng);
-      co_await loadgen::sleep_for(kPatienceInterval + std::chrono::milliseconds{jitter});
+      const auto section = line_to_join(d.plan, last_sold_out, rng);
+      const auto outcome = co_await join_line(d, conn, index, token, section, joins++, rng);
+      if (outcome.joined == Joined::in_line) {
+        // From here the buyer waits on a shared connection, and its place in the crowd goes to
+        // the next buyer.
+        ++t.buyers_joined;
+        ++d.waiters_live;
+        // The executor in a statement of its own: see monitor().
+        auto executor = co_await net::this_coro::executor;
+        net::co_spawn(executor, waiter(d, d.pool, outcome.slot, token, std::move(rng)),
+                      [&d](std::exception_ptr e) {
+                        --d.waiters_live;
+                        if (e && !d.waiter_error) d.waiter_error = e;
+                      });
+        co_return;
+      }
+      if (outcome.joined == Joined::refused) {
+        ++t.buyers_gave_up;
+        co_return;
+      }
+      exhausted.erase(section);  // seats there after all: try to hold them
+      last_sold_out.clear();
       continue;
     }
     ++attempts;
@@ -488,6 +918,7 @@ net::awaitable<void> buyer(Demo& d, Connection& conn, uint64_t index) {
     } else if (hold.status == 409 && code == "sold_out") {
       ++t.hold_sold_out;
       exhausted.insert(choice->section);
+      last_sold_out = choice->section;
     } else {
       if (hold.status == loadgen::kNoResponse) {
         ++t.no_response;
@@ -504,9 +935,24 @@ net::awaitable<void> buyer(Demo& d, Connection& conn, uint64_t index) {
     co_return;
   }
 
-  if (chance(rng) < kReleaseRate) {
+  const double mind = chance(rng);
+  if (mind < kReleaseRate) {
+    // Thinks it over first: some of these seats come back after the sale sold out.
+    co_await loadgen::sleep_for(std::chrono::milliseconds{std::uniform_int_distribution<int64_t>{
+        kReleaseAfterMin.count(), kReleaseAfterMax.count()}(rng)});
     auto r = co_await conn.send(request("DELETE", "/v1/holds/" + *hold_id, {}, token, "release"));
-    if (r.status == 204) ++t.releases;
+    if (r.status == 204) {
+      ++t.releases;
+      d.returned(Return::hold_released);
+    }
+    co_return;
+  }
+  if (mind < kReleaseRate + kAbandonRate) {
+    // Walks away: the hold expires on its own (by then, surely: it was made before now).
+    ++t.abandoned;
+    const auto expires = Steady::now() + std::chrono::seconds{d.plan.hold_ttl_seconds};
+    d.abandoned_expire = std::max(d.abandoned_expire, expires);
+    d.returned(Return::hold_expired, expires);
     co_return;
   }
 
@@ -531,15 +977,9 @@ net::awaitable<void> buyer(Demo& d, Connection& conn, uint64_t index) {
   const auto booking_id = booking ? str_of(*booking, "id") : std::string{};
   if (booking_id.empty()) co_return;
 
-  const auto status = co_await await_final(d, conn, token, booking_id);
+  const auto status = co_await follow_booking(d, conn, token, booking_id, rng, t.cancels);
   if (status == "payment_failed") ++t.buyers_declined;
-  if (status != "confirmed") co_return;
-  ++t.buyers_bought;
-  if (chance(rng) < kCancelRate) {
-    auto r = co_await conn.send(
-        request("POST", "/v1/bookings/" + booking_id + "/cancel", {}, token, "cancel"));
-    if (r.status == 202) ++t.cancels;
-  }
+  if (status == "confirmed") ++t.buyers_bought;
 }
 
 // --- The progress line -------------------------------------------------------------------------
@@ -558,15 +998,17 @@ std::string progress_line(const Demo& d, double requests_per_second) {
     sold += s.sold;
   }
   const auto& b = d.bookings;
+  const auto& w = d.line;
   const auto& t = d.tally;
-  // Short enough for an 80-column terminal; the legend is printed once when the sale opens.
+  // The legend is printed once when the sale opens.
   return fmt::format(
       "{:6.1f}s {:>7} req/s | holds {} ok, {} conflicts | bookings {}/{}/{}/{} | "
-      "seats {}/{}/{}",
+      "seats {}/{}/{} | waitlist {}/{}/{}/{}",
       std::chrono::duration<double>(Steady::now() - d.started).count(),
       num(static_cast<int64_t>(requests_per_second)), num(t.holds_ok), num(t.hold_conflicts),
       num(b.pending_payment), num(b.confirmed), num(b.payment_failed),
-      num(b.cancelled + b.refunded), num(available), num(held), num(sold));
+      num(b.cancelled + b.refunded), num(available), num(held), num(sold), num(w.waiting),
+      num(w.offered), num(w.converted), num(w.expired));
 }
 
 /// Watches the event as an admin dashboard would (GET stats), and draws the progress line.
@@ -586,6 +1028,7 @@ net::awaitable<void> monitor(Demo& d) {
     if (auto body = r.status == 200 ? parse_object(r.body) : std::nullopt) {
       d.sections = sections_of(*body);
       d.bookings = counts_of(*body);
+      d.line = line_counts_of(*body);
       d.note_availability(d.sections);
     }
     const auto now = Steady::now();
@@ -635,10 +1078,21 @@ struct Check {
   void fail(std::string problem) { problems.push_back(std::move(problem)); }
 };
 
+/// A waitlist entry as its buyer reads it once the sale is over.
+struct EntryView {
+  std::string status, section;
+  int64_t quantity = 0;
+  std::optional<int64_t> offer_expires_ms;  // the entry was offered seats (whatever came next)
+  int64_t updated_ms = 0;                   // the server's time of its last change
+  bool read = false;
+};
+
 struct Evidence {
   json::object stats;
   std::vector<SectionState> sections;
   BookingCounts counts;
+  LineCounts line;                                          // the stats' count of entries by status
+  std::vector<EntryView> entries;                           // d.entries, read by their buyers
   std::map<std::string, std::set<std::string>> sold_seats;  // reserved section → seat map "sold"
   std::vector<BookingView> bookings;                        // every buyer's bookings of this event
   std::vector<LedgerCharge> charges;
@@ -661,6 +1115,7 @@ net::awaitable<Evidence> gather(Demo& d) {
     e.stats = *body;
     e.sections = sections_of(*body);
     e.counts = counts_of(*body);
+    e.line = line_counts_of(*body);
   } else {
     e.errors.push_back("GET stats: " + describe(stats));
   }
@@ -691,11 +1146,38 @@ net::awaitable<Evidence> gather(Demo& d) {
                              loadgen::ConnectionOptions{std::chrono::seconds{30}});
   }
   std::vector<std::vector<BookingView>> per_buyer(d.plan.buyers);
-  std::vector<std::string> list_errors;
+  std::vector<std::vector<size_t>> buyer_entries(d.plan.buyers);
+  for (size_t i = 0; i < d.entries.size(); ++i) buyer_entries[d.entries[i].buyer].push_back(i);
+  e.entries.resize(d.entries.size());
+  std::vector<std::string> list_errors, entry_errors;
   auto list = [&](size_t worker, uint64_t index) -> net::awaitable<void> {
     const auto name = Demo::buyer_name(index);
-    auto r = co_await connections[worker].send(
-        request("GET", "/v1/bookings", {}, d.token_for(name), {}));
+    const auto token = d.token_for(name);
+    // Their waitlist entries first, then their bookings.
+    for (const auto slot : buyer_entries[index]) {
+      auto r = co_await connections[worker].send(
+          request("GET", "/v1/waitlist/" + d.entries[slot].id, {}, token, {}));
+      auto body = r.status == 200 ? parse_object(r.body) : std::nullopt;
+      if (!body) {
+        entry_errors.push_back("GET /v1/waitlist/" + d.entries[slot].id + " as " + name + ": " +
+                               describe(r));
+        continue;
+      }
+      auto& view = e.entries[slot];
+      view.read = true;
+      view.status = str_of(*body, "status");
+      view.section = str_of(*body, "section");
+      view.quantity = int_of(*body, "quantity");
+      if (auto updated = parse_rfc3339(str_of(*body, "updated_at"))) {
+        view.updated_ms = to_unix_ms(*updated);
+      }
+      if (const auto* o = body->if_contains("offer"); o && o->is_object()) {
+        if (auto expires = parse_rfc3339(str_of(o->as_object(), "expires_at"))) {
+          view.offer_expires_ms = to_unix_ms(*expires);
+        }
+      }
+    }
+    auto r = co_await connections[worker].send(request("GET", "/v1/bookings", {}, token, {}));
     auto body = r.status == 200 ? parse_object(r.body) : std::nullopt;
     const auto* items = body ? array_of(*body, "bookings") : nullptr;
     if (!items) {
@@ -735,6 +1217,11 @@ net::awaitable<Evidence> gather(Demo& d) {
   if (!list_errors.empty()) {
     e.errors.push_back(num(static_cast<int64_t>(list_errors.size())) +
                        " buyers' booking lists could not be read, e.g. " + list_errors.front());
+  }
+  if (!entry_errors.empty()) {
+    e.errors.push_back(num(static_cast<int64_t>(entry_errors.size())) +
+                       " waitlist entries could not be read by their buyers, e.g. " +
+                       entry_errors.front());
   }
 
   // The payment provider's own account of every charge it made.
@@ -936,6 +1423,127 @@ Check check_nothing_pending(const Evidence& e) {
   return check;
 }
 
+/// Offers follow join order: an entry is passed over only for a later one that wants fewer
+/// seats. Judged from the outside, so that neither polling delay nor concurrent joins can raise a
+/// false alarm: entry A surely joined before B when A's join was answered before B's was sent (one
+/// client thread sees both); B was offered seats at its offer's expires_at minus the offer window
+/// (the server's clock, not whenever B's buyer looked). An inversion: B offered while an entry A
+/// that joined before it, wanting no more seats than B, still waited.
+Check check_waitlist(const Demo& d, const Evidence& e) {
+  Check check{"waitlist served in order", {}, {}};
+  const int64_t window_ms = int64_t{kOfferSeconds} * 1000;
+  const int64_t margin_ms = std::chrono::milliseconds{kLeaveOrderMargin}.count();
+
+  // The buyers' own entries against the stats.
+  LineCounts seen;
+  size_t unread = 0;
+  for (size_t i = 0; i < e.entries.size(); ++i) {
+    const auto& v = e.entries[i];
+    const auto& asked = d.entries[i];
+    if (!v.read) {
+      ++unread;
+      continue;
+    }
+    if (v.status == "waiting") {
+      ++seen.waiting;
+    } else if (v.status == "offered") {
+      ++seen.offered;
+    } else if (v.status == "converted") {
+      ++seen.converted;
+    } else if (v.status == "expired") {
+      ++seen.expired;
+    } else if (v.status == "left") {
+      ++seen.left;
+    } else {
+      check.fail("entry " + asked.id + " has status \"" + v.status + "\"");
+    }
+    if (v.section != asked.section || v.quantity != asked.quantity) {
+      check.fail(fmt::format("entry {} is for {} × {}, its buyer asked for {} × {}", asked.id,
+                             v.quantity, v.section, asked.quantity, asked.section));
+    }
+    if ((v.status == "offered" || v.status == "converted") && !v.offer_expires_ms) {
+      check.fail("entry " + asked.id + " is " + v.status + " without an offer");
+    }
+  }
+  if (unread == 0 && seen != e.line) {
+    check.fail("the stats count " + line_counts_text(e.line) + "; the buyers' entries say " +
+               line_counts_text(seen));
+  }
+
+  // The order of offers, line by line.
+  std::map<std::string, std::vector<size_t>> lines;
+  for (size_t i = 0; i < e.entries.size(); ++i) {
+    if (e.entries[i].read) lines[d.entries[i].section].push_back(i);
+  }
+  size_t offers = 0, pairs = 0;
+  for (const auto& [section, line] : lines) {
+    for (const size_t b : line) {
+      const auto& later = e.entries[b];
+      if (!later.offer_expires_ms) continue;
+      ++offers;
+      const int64_t offered_at = *later.offer_expires_ms - window_ms;
+      for (const size_t a : line) {
+        const auto& earlier = e.entries[a];
+        if (a == b || !(d.entries[a].answered < d.entries[b].sent) ||
+            earlier.quantity > later.quantity) {
+          continue;
+        }
+        ++pairs;
+        bool waited = false;
+        if (earlier.offer_expires_ms) {
+          waited = *earlier.offer_expires_ms > *later.offer_expires_ms;  // offered after it
+        } else if (earlier.status == "waiting") {
+          waited = true;  // never offered anything
+        } else {
+          // Left (or dropped) without an offer: counts only if that was clearly after.
+          waited = earlier.updated_ms > offered_at + margin_ms;
+        }
+        if (waited) {
+          check.fail(fmt::format(
+              "{}: {} was offered {} seat(s) at {} while {}, who joined before "
+              "it for {}, still waited",
+              section, d.entries[b].id, later.quantity, format_rfc3339(from_unix_ms(offered_at)),
+              d.entries[a].id, earlier.quantity));
+        }
+      }
+    }
+  }
+
+  // Once nothing is held by anyone (no hold, no offer, no payment outstanding), held seats are
+  // seats kept for a line: none may stay kept while an entry there could take them.
+  bool idle_checked = false;
+  if (d.sale_over_after && unread == 0 && e.line.offered == 0 && e.counts.all_final()) {
+    idle_checked = true;
+    for (const auto& s : e.sections) {
+      int64_t smallest = 0;
+      for (const auto i : lines[s.id]) {
+        if (e.entries[i].status != "waiting") continue;
+        if (smallest == 0 || e.entries[i].quantity < smallest) smallest = e.entries[i].quantity;
+      }
+      if (s.held > 0 && smallest > 0 && smallest <= s.held) {
+        check.fail(
+            fmt::format("{}: {} seats kept for the line while an entry waiting for {} "
+                        "could take them",
+                        s.id, s.held, smallest));
+      }
+    }
+  }
+
+  check.figures = fmt::format(
+      "{} offers in {} lines, each checked against the entries that surely joined before it "
+      "wanting no more seats ({} pairs): none passed over; the stats and the buyers' {} entries "
+      "agree ({}){}",
+      num(static_cast<int64_t>(offers)), lines.size(), num(static_cast<int64_t>(pairs)),
+      num(static_cast<int64_t>(e.entries.size())), line_counts_text(e.line),
+      idle_checked ? "; no seat left kept for a line that an entry waiting there could take" : "");
+  if (!check.pass()) {
+    check.figures =
+        fmt::format("{} offers in {} lines checked ({} pairs)", num(static_cast<int64_t>(offers)),
+                    lines.size(), num(static_cast<int64_t>(pairs)));
+  }
+  return check;
+}
+
 // --- The report --------------------------------------------------------------------------------
 
 std::string statuses_text(const std::map<int, uint64_t>& statuses) {
@@ -946,6 +1554,151 @@ std::string statuses_text(const std::map<int, uint64_t>& statuses) {
         num(static_cast<int64_t>(n))));
   }
   return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+std::string percent(double share) { return fmt::format("{:.0f}%", share * 100); }
+
+std::string line_counts_row(std::string_view who, const LineCounts& c) {
+  return fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", who, num(c.waiting), num(c.offered),
+                     num(c.converted), num(c.expired), num(c.left), num(c.total()));
+}
+
+void report_waitlist(std::ostream& out, const Demo& d, const Evidence& e) {
+  const auto& w = d.line_tally;
+  const int64_t window_ms = int64_t{kOfferSeconds} * 1000;
+  out << "\n## Waitlist\n\n";
+  out << fmt::format(
+      "{} of the buyers who found nothing available joined a section's line, for 1-{} seats; each "
+      "then looked at its entry every {}-{} ms (less often while many waited: together at most {} "
+      "looks/s, over {} shared connections) until it was offered seats or the sale was over. Of "
+      "the offered, {} decline (release the offer's hold), {} let the {} s offer lapse, the rest "
+      "check out; {} of the waiters leave the line after {}-{} s.\n\n",
+      percent(kJoinRate), kLineQuantityMax, kEntryPollInterval.count(),
+      kEntryPollInterval.count() + kEntryPollJitterMs, num(static_cast<int64_t>(kEntryPollRateMax)),
+      std::min<size_t>(kWaitConnections, d.concurrency), percent(kDeclineOfferRate),
+      percent(kLapseOfferRate), kOfferSeconds, percent(kLeaveLineRate), kLeaveAfterMin.count(),
+      kLeaveAfterMax.count());
+
+  // What the entries say at the end, read by their buyers.
+  LineCounts seen;
+  int64_t offers = 0, offered_now = 0, converted = 0, expired_offered = 0, left_offered = 0;
+  int64_t expired_unoffered = 0, longest = 0;
+  std::map<std::string, int64_t> joined;
+  std::vector<int64_t> seen_after;  // from an offer being made to its buyer seeing it, in ms
+  std::vector<int64_t> in_line;     // from joining to being offered seats, in ms
+  for (size_t i = 0; i < d.entries.size(); ++i) {
+    const auto& asked = d.entries[i];
+    ++joined[asked.section];
+    longest = std::max(longest, asked.position);
+    const auto& v = e.entries[i];
+    seen.waiting += v.status == "waiting";
+    seen.offered += v.status == "offered";
+    seen.converted += v.status == "converted";
+    seen.expired += v.status == "expired";
+    seen.left += v.status == "left";
+    if (!v.offer_expires_ms) {
+      expired_unoffered += v.status == "expired";
+      continue;
+    }
+    ++offers;
+    offered_now += v.status == "offered";
+    converted += v.status == "converted";
+    expired_offered += v.status == "expired";
+    left_offered += v.status == "left";
+    const int64_t offered_at = *v.offer_expires_ms - window_ms;
+    if (asked.offer_seen_ms) seen_after.push_back(*asked.offer_seen_ms - offered_at);
+    if (asked.created_ms) in_line.push_back(offered_at - asked.created_ms);
+  }
+  std::sort(seen_after.begin(), seen_after.end());
+  std::sort(in_line.begin(), in_line.end());
+  std::vector<std::string> per_section;
+  for (const auto& s : d.plan.sections) {
+    per_section.push_back(fmt::format("{} {}", s.id, num(joined[s.id])));
+  }
+  out << fmt::format("- joined: {} entries ({}); the longest line, at a join: {}",
+                     num(static_cast<int64_t>(w.joins)), fmt::join(per_section, ", "),
+                     num(longest));
+  if (w.join_seats_available) {
+    out << fmt::format(
+        "; {} joins answered 409 seats_available (seats were back on sale: those "
+        "buyers held them instead)",
+        num(w.join_seats_available));
+  }
+  if (w.join_conflicts || w.join_refused) {
+    out << fmt::format("; {} joins answered 409 conflict, {} refused otherwise",
+                       num(w.join_conflicts), num(w.join_refused));
+  }
+  out << "\n";
+  out << fmt::format(
+      "- offers made: {} (entries that were offered seats: {} converted, {} expired, {} left, {} "
+      "still open)",
+      num(offers), num(converted), num(expired_offered), num(left_offered), num(offered_now));
+  out << "\n";
+  if (!in_line.empty()) {
+    out << fmt::format(
+        "  - made {:.1f} s after the entry joined its line (median; longest {:.1f} s)",
+        in_line[in_line.size() / 2] / 1000.0, in_line.back() / 1000.0);
+  }
+  if (!seen_after.empty()) {
+    out << fmt::format(
+        "; seen by their buyers ({} of them) {:.1f} s after they were made (median; slowest "
+        "{:.1f} s)",
+        num(static_cast<int64_t>(w.offers_seen)), seen_after[seen_after.size() / 2] / 1000.0,
+        seen_after.back() / 1000.0);
+  }
+  if (!in_line.empty() || !seen_after.empty()) out << "\n";
+  out << fmt::format(
+      "- converted: {} offers checked out ({} confirmed, {} of them then cancelled; {} declined by "
+      "the card)\n",
+      num(seen.converted), num(w.bought), num(w.cancels), num(w.payment_failed));
+  out << fmt::format(
+      "- expired: {} ({} declined: the buyer released the offer's hold; {} lapsed: "
+      "left untouched for {} s",
+      num(seen.expired), num(w.declined), num(w.lapsed), kOfferSeconds);
+  if (w.checkout_refused) {
+    out << fmt::format("; {} too late: their checkout was refused, the offer's hold had expired",
+                       num(w.checkout_refused));
+  }
+  if (expired_unoffered) {
+    out << fmt::format("; {} dropped from the line without an offer", num(expired_unoffered));
+  }
+  out << ")\n";
+  out << fmt::format("- left: {} waiters gave up and left the line ({} of them holding an offer)\n",
+                     num(seen.left), num(left_offered));
+  out << fmt::format(
+      "- still waiting when the sale was over: {} (nothing more was coming back to their "
+      "lines)\n",
+      num(seen.waiting));
+  if (w.unexpected || w.decline_refused || w.leave_refused) {
+    out << fmt::format(
+        "- {} entries changed without their buyer's doing; {} declines refused (the offer had "
+        "lapsed), {} leaves refused (offered meanwhile)\n",
+        num(w.unexpected), num(w.decline_refused), num(w.leave_refused));
+  }
+
+  // Where the seats offered came from.
+  std::vector<std::string> sources;
+  for (const auto what :
+       {Return::payment_declined, Return::hold_released, Return::hold_expired,
+        Return::booking_cancelled, Return::offer_declined, Return::offer_lapsed}) {
+    const auto found = d.returns.find(what);
+    const auto all = found == d.returns.end() ? std::vector<Steady::time_point>{} : found->second;
+    const auto after =
+        d.first_join ? std::count_if(all.begin(), all.end(),
+                                     [&d](Steady::time_point t) { return t >= *d.first_join; })
+                     : 0;
+    sources.push_back(fmt::format("{} {} ({})", num(after), kReturnNames[static_cast<int>(what)],
+                                  num(static_cast<int64_t>(all.size()))));
+  }
+  out << fmt::format(
+      "- seats came back, after the first buyer joined a line (in the whole sale): {}; a section "
+      "nobody waits for puts them back on sale\n",
+      fmt::join(sources, ", "));
+
+  out << "\n| entries by status | waiting | offered | converted | expired | left | total "
+         "|\n|---|---:|---:|---:|---:|---:|---:|\n";
+  out << line_counts_row("the stats", e.line);
+  out << line_counts_row("the buyers' own entries", seen);
 }
 
 bool report(const Demo& d, const Evidence& e) {
@@ -959,9 +1712,11 @@ bool report(const Demo& d, const Evidence& e) {
                          ? fmt::format("{} reserved, {} rows × {}", s.id, s.rows, s.seats_per_row)
                          : fmt::format("{} general admission, {}", s.id, num(s.capacity)));
   }
-  out << fmt::format("Event {}: {} seats ({}); holds last {} s; at most {} seats per buyer.\n",
-                     d.event_id, num(plan.seats()), fmt::join(layout, "; "), kHoldTtlSeconds,
-                     kSeatsPerOrderMax);
+  out << fmt::format(
+      "Event {}: {} seats ({}); holds last {} s, waitlist offers {} s; at most {} seats per "
+      "buyer.\n",
+      d.event_id, num(plan.seats()), fmt::join(layout, "; "), plan.hold_ttl_seconds, kOfferSeconds,
+      kSeatsPerOrderMax);
   out << fmt::format(
       "{} buyers, {} at a time, each with its own token and keep-alive connection (seed {}).\n",
       num(plan.buyers), d.concurrency, d.seed);
@@ -974,15 +1729,22 @@ bool report(const Demo& d, const Evidence& e) {
   out << "| moment | after the sale opened |\n|---|---|\n";
   out << "| sold out (no seat available in any section) | "
       << (d.sold_out_after ? secs(*d.sold_out_after) : std::string{"never"}) << " |\n";
-  if (d.buyers_done_after) out << "| last buyer done | " << secs(*d.buyers_done_after) << " |\n";
-  out << "| every booking final | "
-      << (d.settled_after ? secs(*d.settled_after) : "not within " + secs(kSettleFor)) << " |\n";
+  if (d.first_join) {
+    out << "| first buyer in a waitlist | " << secs(*d.first_join - d.sale_opened) << " |\n";
+  }
+  if (d.buyers_done_after) {
+    out << "| every buyer let in (bought, left, or waiting in a line) | "
+        << secs(*d.buyers_done_after) << " |\n";
+  }
+  out << "| sale over (every booking final, no offer open, nothing left to come back) | "
+      << (d.sale_over_after ? secs(*d.sale_over_after)
+                            : "not within " + secs(kSettleFor) + " of the last buyer")
+      << " |\n";
   out << "| report (whole demo, start-up included) | " << secs(Steady::now() - d.started)
       << " total |\n\n";
 
   out << "## Traffic\n\n";
-  const double sale_seconds =
-      d.buyers_done_after ? std::chrono::duration<double>(*d.buyers_done_after).count() : 0.0;
+  const double sale_seconds = std::chrono::duration<double>(d.sale_ended_after).count();
   out << fmt::format(
       "{} requests from buyers in {:.1f} s: {} requests/s. Latency in ms:\n\n",
       num(static_cast<int64_t>(d.sale_requests)), sale_seconds,
@@ -1007,14 +1769,16 @@ bool report(const Demo& d, const Evidence& e) {
       num(t.holds_ok), num(t.hold_conflicts), num(t.hold_sold_out), num(t.seat_map_stale));
   std::vector<std::string> methods;
   for (const auto& [method, n] : t.methods) methods.push_back(fmt::format("{} {}", method, num(n)));
-  out << fmt::format("- {} holds released, {} checkouts ({}), {} checkouts refused\n",
-                     num(t.releases), num(t.checkouts), fmt::join(methods, ", "),
-                     num(t.checkout_refused));
   out << fmt::format(
-      "- {} buyers got tickets ({} then cancelled), {} were declined, {} left with nothing "
-      "(sold out), {} gave up after {} tries\n",
-      num(t.buyers_bought), num(t.cancels), num(t.buyers_declined), num(t.buyers_sold_out),
-      num(t.buyers_gave_up), kHoldAttemptsMax);
+      "- {} holds released, {} abandoned (left to expire), {} checkouts ({}), {} checkouts "
+      "refused\n",
+      num(t.releases), num(t.abandoned), num(t.checkouts), fmt::join(methods, ", "),
+      num(t.checkout_refused));
+  out << fmt::format(
+      "- {} buyers got tickets ({} then cancelled), {} were declined, {} joined a waitlist (see "
+      "below), {} left with nothing (sold out), {} gave up after {} tries\n",
+      num(t.buyers_bought), num(t.cancels), num(t.buyers_declined), num(t.buyers_joined),
+      num(t.buyers_sold_out), num(t.buyers_gave_up), kHoldAttemptsMax);
   if (t.no_response || t.hold_refused || t.polls_timed_out) {
     out << fmt::format(
         "- {} requests without a response, {} holds refused otherwise, {} bookings "
@@ -1022,6 +1786,8 @@ bool report(const Demo& d, const Evidence& e) {
         num(t.no_response), num(t.hold_refused), num(t.polls_timed_out),
         std::chrono::duration_cast<std::chrono::seconds>(kBookingPollFor).count());
   }
+
+  report_waitlist(out, d, e);
 
   const auto& c = e.counts;
   out << "\n## Bookings by status\n\n";
@@ -1073,7 +1839,7 @@ bool report(const Demo& d, const Evidence& e) {
   }
 
   std::vector<Check> checks{check_no_seat_twice(e), check_capacity(d, e), check_no_double_charge(e),
-                            check_nothing_pending(e)};
+                            check_nothing_pending(e), check_waitlist(d, e)};
   if (!e.errors.empty()) {
     // Evidence that could not be read proves nothing: every check fails with the reason.
     for (auto& check : checks) {
@@ -1124,11 +1890,14 @@ net::awaitable<bool> run_sale(Demo& d) {
   d.event_id = str_of(*event, "id");
   std::fprintf(stderr,
                "event %s: %u seats; %u buyers, %u at a time\n"
-               "progress: bookings pending/confirmed/failed/cancelled, seats free/held/sold\n",
+               "progress: bookings pending/confirmed/failed/cancelled, seats free/held/sold, "
+               "waitlist waiting/offered/converted/expired\n",
                d.event_id.c_str(), d.plan.seats(), d.plan.buyers, d.concurrency);
 
   d.sale_opened = Steady::now();
   net::co_spawn(executor, monitor(d), net::detached);
+  d.pool = std::make_shared<ConnectionPool>(
+      executor, d.origin, std::min<size_t>(kWaitConnections, d.concurrency), &d.recorder);
   std::vector<Connection> connections;
   for (uint32_t i = 0; i < d.concurrency; ++i) {
     connections.emplace_back(executor, d.origin, loadgen::ConnectionOptions{}, &d.recorder);
@@ -1137,22 +1906,39 @@ net::awaitable<bool> run_sale(Demo& d) {
     return buyer(d, connections[worker], index);
   });
   d.buyers_done_after = Steady::now() - d.sale_opened;
-  d.sale_requests = d.recorder.requests();
   connections.clear();
 
-  // Payments still in flight, refunds still queued: wait until every booking is final.
+  // The sale is over once nothing more can come back to a line: every booking final (no charge
+  // or refund outstanding), no offer open and no waiter acting on one, every abandoned hold
+  // expired, and all of that for a while (the sweeper offers what just came back).
   const auto give_up = Steady::now() + kSettleFor;
+  std::optional<Steady::time_point> quiet_since;
   for (;;) {
     auto r = co_await admin.send(
         request("GET", "/v1/events/" + d.event_id + "/stats", {}, d.admin_token, {}));
+    const auto now = Steady::now();
     auto body = r.status == 200 ? parse_object(r.body) : std::nullopt;
-    if (body && counts_of(*body).all_final()) {
-      d.settled_after = Steady::now() - d.sale_opened;
+    const bool quiet = body && counts_of(*body).all_final() && line_counts_of(*body).offered == 0 &&
+                       d.waiters_busy == 0 && now >= d.abandoned_expire + kSweepMargin;
+    if (!quiet) {
+      quiet_since.reset();
+    } else if (!quiet_since) {
+      quiet_since = now;
+    }
+    if (quiet_since && now - *quiet_since >= kQuietFor) {
+      d.sale_over_after = *quiet_since - d.sale_opened;
       break;
     }
-    if (Steady::now() >= give_up) break;
-    co_await loadgen::sleep_for(kProgressInterval);
+    if (now >= give_up) break;
+    co_await loadgen::sleep_for(kSettlePollInterval);
   }
+  // Waiters stop at their next look; one acting on an offer finishes first.
+  d.sale_over = true;
+  while (d.waiters_live > 0) co_await loadgen::sleep_for(std::chrono::milliseconds{20});
+  d.pool.reset();
+  d.sale_ended_after = Steady::now() - d.sale_opened;
+  d.sale_requests = d.recorder.requests();
+  if (d.waiter_error) std::rethrow_exception(d.waiter_error);
   d.stop_progress = true;
   while (!d.progress_stopped) co_await loadgen::sleep_for(std::chrono::milliseconds{20});
 
@@ -1224,6 +2010,7 @@ int run_demo(const DemoOptions& options) {
     config.payment_visibility_seconds = kPaymentVisibilitySeconds;
     config.payment_concurrency = kPaymentConcurrency;
     config.sim_latency_ms = kSimLatencyMs;
+    config.waitlist_offer_seconds = kOfferSeconds;
     config.log_level = "warn";
     d.jwt_secret = config.jwt_secret;
     d.admin_token = d.token_for("demo-admin", /*admin=*/true);
@@ -1251,6 +2038,9 @@ int run_demo(const DemoOptions& options) {
       signals.cancel();
     });
     ioc.run();
+    // The waiters' connections go while their io_context is still there (after an interruption,
+    // suspended waiters keep the pool until the io_context destroys them).
+    d.pool.reset();
     if (interrupted) {
       std::cerr << "\nboxoffice demo: interrupted; no report\n";
       code = 130;

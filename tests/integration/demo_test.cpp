@@ -1,5 +1,5 @@
 // `boxoffice demo`, the README's first command: a small flash sale end to end in the real binary,
-// whose report must show the sale happened and every invariant check passing.
+// whose report must show the sale happened, a waitlist served, and every invariant check passing.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -19,11 +19,11 @@ TEST(Demo, SmallSaleSellsOutAndEveryInvariantHolds) {
   ASSERT_EQ(code, 0) << log;
 
   for (const char* check : {"no seat sold twice", "sold within capacity", "no double charge",
-                            "no booking left pending"}) {
+                            "no booking left pending", "waitlist served in order"}) {
     EXPECT_NE(log.find(std::string{"- PASS "} + check + ": "), std::string::npos) << check << "\n"
                                                                                   << log;
   }
-  EXPECT_NE(log.find("PASS: 4 of 4 invariant checks passed."), std::string::npos) << log;
+  EXPECT_NE(log.find("PASS: 5 of 5 invariant checks passed."), std::string::npos) << log;
   EXPECT_EQ(log.find("FAIL"), std::string::npos) << log;
 
   // The checks prove something only if the sale happened: seats ran out, money moved.
@@ -38,6 +38,19 @@ TEST(Demo, SmallSaleSellsOutAndEveryInvariantHolds) {
       std::regex{R"(charges made \(the simulator's ledger\): ([\d,]+): ([\d,]+) approved)"}))
       << log;
   EXPECT_NE(ledger[2], "0") << log;
+
+  // The waitlist checks prove something only if people waited and seats came back to them.
+  std::smatch joined;
+  ASSERT_TRUE(std::regex_search(log, joined, std::regex{R"(- joined: ([\d,]+) entries)"})) << log;
+  EXPECT_NE(joined[1], "0") << log;
+  std::smatch offers;
+  ASSERT_TRUE(std::regex_search(log, offers, std::regex{R"(- offers made: ([\d,]+) )"})) << log;
+  EXPECT_NE(offers[1], "0") << log;
+  std::smatch converted;
+  ASSERT_TRUE(
+      std::regex_search(log, converted, std::regex{R"(- converted: ([\d,]+) offers checked out)"}))
+      << log;
+  EXPECT_NE(converted[1], "0") << log;
 
   // The default data directory is a fresh temporary one, gone once the demo is over.
   std::smatch data;

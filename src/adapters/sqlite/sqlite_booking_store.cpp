@@ -651,15 +651,21 @@ IdempotencyOutcome SqliteBookingStore::begin(const std::string& buyer, const std
 void SqliteBookingStore::complete(const std::string& buyer, const std::string& key,
                                   const StoredResponse& response, Timestamp now) {
   auto connection = pool_.acquire();
+  // Through the writer gate and BEGIN IMMEDIATE like every write: an autocommit write would meet
+  // SQLITE_BUSY at once instead of waiting its turn, and the record would be lost.
+  SqliteTransaction tx(*connection, TxMode::write);
   auto statement = connection->prepare(kCompleteIdempotency);
   statement.bind(1, buyer).bind(2, key).bind(3, int64_t{response.status});
   statement.bind(4, response.content_type).bind_blob(5, response.body).bind(6, to_unix_ms(now));
   statement.execute();
+  tx.commit();
 }
 
 void SqliteBookingStore::abandon(const std::string& buyer, const std::string& key) {
   auto connection = pool_.acquire();
+  SqliteTransaction tx(*connection, TxMode::write);
   connection->query(kAbandonIdempotency, buyer, key).execute();
+  tx.commit();
 }
 
 size_t SqliteBookingStore::purge(Timestamp now, Millis retention) {
