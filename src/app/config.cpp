@@ -56,7 +56,9 @@ Settings::Settings(Config& c) : config_(c) {
       &c.waitlist_offer_seconds);
   const std::string later = "is not available in this build yet; leave it unset to run embedded";
   add("redis_url", "seat locks and waitlist in Redis", &c.redis_url, "the Redis adapter " + later);
-  add("postgres_url", "bookings in PostgreSQL", &c.postgres_url, "the PostgreSQL adapter " + later);
+  add("postgres_url",
+      "bookings and idempotency keys in PostgreSQL (postgresql://...); unset: SQLite in data_dir",
+      &c.postgres_url);
   add("nats_url", "payment queue in JetStream", &c.nats_url, "the JetStream adapter " + later);
   add("payment_provider_url", "the payment provider's base URL (unset: simulator in process)",
       &c.payment_provider_url);

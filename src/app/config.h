@@ -45,8 +45,11 @@ struct Config {
   // simulator takes `payment-sim --latency-ms`.
   uint32_t sim_latency_ms = 0;
 
+  // Production engines. Unset: embedded.
+  std::string postgres_url;
+
   // Engines of later steps: refused with a clear message until their adapters exist.
-  std::string redis_url, postgres_url, nats_url, jwt_keys;
+  std::string redis_url, nats_url, jwt_keys;
   std::string roles, booking_url, waitlist_url, internal_secret, rate_limits;
 };
 

@@ -9,6 +9,7 @@
 
 #include "adapters/http_provider/http_payment_provider.h"
 #include "adapters/memory/memory_seat_lock_store.h"
+#include "adapters/postgres/postgres_booking_store.h"
 #include "adapters/sqlite/sqlite_booking_store.h"
 #include "adapters/sqlite/sqlite_payment_queue.h"
 #include "adapters/sqlite/sqlite_waitlist_store.h"
@@ -63,7 +64,12 @@ class Periodic {
 struct System::Impl {
   Config config;
   SystemClock clock;
-  std::unique_ptr<SqliteBookingStore> bookings_db;
+  // The Bookings DB and the idempotency keys: PostgreSQL when configured, else the SQLite file.
+  std::unique_ptr<SqliteBookingStore> sqlite_bookings;
+  std::unique_ptr<PostgresBookingStore> postgres_bookings;
+  BookingStore* bookings_db = nullptr;
+  IdempotencyStore* idempotency = nullptr;
+  std::string bookings_engine;
   std::unique_ptr<SqlitePaymentQueue> payment_queue;
   std::unique_ptr<SqliteWaitlistStore> waitlist_store;
   std::unique_ptr<payment_sim::InProcessPaymentSim> simulator;
@@ -101,7 +107,12 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
 
   const auto db_path = (std::filesystem::path{c.data_dir} / "bookings.sqlite3").string();
   try {
-    s.bookings_db = std::make_unique<SqliteBookingStore>(db_path, workers);
+    if (c.postgres_url.empty()) {
+      s.sqlite_bookings = std::make_unique<SqliteBookingStore>(db_path, workers);
+      s.bookings_db = s.sqlite_bookings.get();
+      s.idempotency = s.sqlite_bookings.get();
+      s.bookings_engine = "sqlite";
+    }
     QueuePolicy policy;
     policy.visibility_timeout = std::chrono::seconds{c.payment_visibility_seconds};
     policy.max_deliveries = c.payment_max_deliveries;
@@ -110,6 +121,16 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
     s.waitlist_store = std::make_unique<SqliteWaitlistStore>(db_path, workers);
   } catch (const std::exception& e) {
     throw ConfigError("cannot open the bookings database " + db_path + ": " + e.what());
+  }
+  if (!c.postgres_url.empty()) {
+    try {
+      s.postgres_bookings = std::make_unique<PostgresBookingStore>(c.postgres_url, workers);
+    } catch (const std::exception& e) {
+      throw ConfigError("postgres_url: cannot use the bookings database: " + std::string{e.what()});
+    }
+    s.bookings_db = s.postgres_bookings.get();
+    s.idempotency = s.postgres_bookings.get();
+    s.bookings_engine = "postgres";
   }
 
   s.provider_url = c.payment_provider_url;
@@ -161,7 +182,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   api_options.jwt = {c.jwt_secret, c.jwt_issuer, c.jwt_audience,
                      std::chrono::seconds{c.jwt_leeway_seconds}};
   api_options.readiness.push_back({"seat_lock_store:memory", [] { return true; }});
-  api_options.readiness.push_back({"bookings_db:sqlite", [&s] {
+  api_options.readiness.push_back({"bookings_db:" + s.bookings_engine, [&s] {
                                      s.bookings_db->max_fence();
                                      return true;
                                    }});
@@ -174,7 +195,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
                                      return true;
                                    }});
   s.api = std::make_unique<http::Api>(std::move(api_options), s.clock, *s.booking_service,
-                                      *s.waitlist, *s.bookings_db);
+                                      *s.waitlist, *s.idempotency);
 
   http::ServerOptions server_options;
   server_options.address = listen->host;
@@ -194,7 +215,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   }
   // Idempotency keys are kept 24 h (the contract's minimum) and then purged.
   s.purge = std::make_unique<Periodic>(std::chrono::minutes{10}, [&s] {
-    const auto purged = s.bookings_db->purge(s.clock.now(), std::chrono::hours{25});
+    const auto purged = s.idempotency->purge(s.clock.now(), std::chrono::hours{25});
     if (purged) spdlog::info("purged {} idempotency records", purged);
   });
   // The hot path reads events from the cache only; events created by another instance sharing
