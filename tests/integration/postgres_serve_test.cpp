@@ -26,14 +26,15 @@ TEST(PostgresServe, BookingsLiveInPostgresAndSurviveACrash) {
   auto hold = expect_status(
       alice.post("/v1/events/" + event_id + "/holds", text(seats_body({"orch:A:1", "orch:A:2"}))),
       201, "hold");
-  auto booking = expect_status(
-      alice.post("/v1/holds/" + str(hold.at("id")) + "/checkout", std::string{kPay}), 202,
-      "checkout");
+  auto booking =
+      expect_status(alice.post("/v1/holds/" + str(hold.at("id")) + "/checkout", std::string{kPay}),
+                    202, "checkout");
   const auto booking_id = str(booking.at("id"));
   EXPECT_EQ(wait_for_booking(alice, booking_id, {"confirmed", "payment_failed"}).at("status"),
             "confirmed");
   // The row is in PostgreSQL, not in the SQLite file.
-  auto row = postgres.execute(database, "SELECT status FROM bookings WHERE id = '" + booking_id + "'");
+  auto row =
+      postgres.execute(database, "SELECT status FROM bookings WHERE id = '" + booking_id + "'");
   EXPECT_EQ(row.value, "confirmed") << row.sqlstate;
 
   server.kill9();
@@ -45,9 +46,8 @@ TEST(PostgresServe, BookingsLiveInPostgresAndSurviveACrash) {
   auto seats = seat_map(alice, event_id, "orch", "?row=A");
   EXPECT_EQ(seats.at("orch:A:1"), "sold");
   EXPECT_EQ(seats.at("orch:A:2"), "sold");
-  expect_problem(
-      alice.post("/v1/events/" + event_id + "/holds", text(seats_body({"orch:A:1"}))), 409,
-      "seats_unavailable");
+  expect_problem(alice.post("/v1/events/" + event_id + "/holds", text(seats_body({"orch:A:1"}))),
+                 409, "seats_unavailable");
   postgres.drop_database(database);
 }
 
