@@ -3,10 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <condition_variable>
-#include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "app/config.h"
 #include "app/demo.h"

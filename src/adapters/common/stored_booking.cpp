@@ -1,6 +1,8 @@
 #include "adapters/common/stored_booking.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <limits>
 #include <set>
 #include <string_view>
 
@@ -132,6 +134,17 @@ std::optional<Error> check_hold_shape(const Hold& hold, SectionKind kind) {
     return make_error(Errc::invalid_request, "the hold names a seat twice");
   }
   return std::nullopt;
+}
+
+BookingStatus decode_status(std::string_view text) {
+  const auto status = parse_booking_status(text);
+  if (!status) throw StorageError("corrupt booking row: status \"" + std::string{text} + "\"");
+  return *status;
+}
+
+int64_t to_sql_limit(size_t limit) {
+  return static_cast<int64_t>(
+      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
 }
 
 }  // namespace boxoffice::stored

@@ -19,8 +19,10 @@ namespace boxoffice {
 using stored::check_hold_shape;
 using stored::decode_event;
 using stored::decode_seats;
+using stored::decode_status;
 using stored::encode_event;
 using stored::encode_seats;
+using stored::to_sql_limit;
 
 namespace {
 
@@ -171,17 +173,6 @@ constexpr int64_t kPurgeBatchRows = 10'000;
 // begin() finds no row after its insert was refused only if the record was deleted in between
 // (abandon, purge); it tries again, this many times.
 constexpr int kBeginAttemptsMax = 3;
-
-int64_t to_sql_limit(size_t limit) {
-  return static_cast<int64_t>(
-      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
-}
-
-BookingStatus decode_status(const std::string& text) {
-  const auto status = parse_booking_status(text);
-  if (!status) throw StorageError("postgres: corrupt booking row: status \"" + text + "\"");
-  return *status;
-}
 
 // Reads row `row` of a result selected with BOOKING_COLUMNS.
 Booking read_booking(const PgResult& result, int row) {

@@ -18,8 +18,10 @@ namespace boxoffice {
 using stored::check_hold_shape;
 using stored::decode_event;
 using stored::decode_seats;
+using stored::decode_status;
 using stored::encode_event;
 using stored::encode_seats;
+using stored::to_sql_limit;
 
 namespace {
 
@@ -151,17 +153,6 @@ constexpr SqlQuery kPurgeIdempotency{
 
 // Purging runs in batches so it never holds the write lock long enough to stall checkouts.
 constexpr int64_t kPurgeBatchRows = 10'000;
-
-int64_t to_sql_limit(size_t limit) {
-  return static_cast<int64_t>(
-      std::min<uint64_t>(limit, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
-}
-
-BookingStatus decode_status(const std::string& text) {
-  const auto status = parse_booking_status(text);
-  if (!status) throw StorageError("sqlite: corrupt booking row: status \"" + text + "\"");
-  return *status;
-}
 
 // Reads a row selected with BOOKING_COLUMNS.
 Booking read_booking(const SqliteStatement& row) {
