@@ -60,6 +60,21 @@ struct RestoredClaim {
   Timestamp hold_expires_at{};
 };
 
+/// Thrown when the store no longer knows an event it was given: its engine restarted empty or
+/// failed over to a replica that had not seen it. The Booking Service rebuilds the event
+/// (add_event, then restore from the bookings store) and refuses holds on it with 503 until then,
+/// rather than risking a double sale.
+class LockStateLost : public StorageError {
+ public:
+  explicit LockStateLost(std::string event_id)
+      : StorageError("the seat lock store lost the state of event " + event_id),
+        event_id_(std::move(event_id)) {}
+  const std::string& event_id() const { return event_id_; }
+
+ private:
+  std::string event_id_;
+};
+
 /// Seat Lock Store: the fast gate of every sale. It keeps, per event, which seats are free, held
 /// or sold, every hold with its expiry and fencing token, and each buyer's seat count. Every
 /// operation is atomic (all or nothing) and judges expiry by the `now` it is given: a hold is
@@ -71,11 +86,14 @@ class SeatLockStore {
  public:
   virtual ~SeatLockStore() = default;
 
-  /// Makes an event's seats known (all free). Idempotent.
+  /// Makes an event's layout known. Idempotent. The event takes holds once restore() ran for it
+  /// (with no claims for a new event), so a store that lost its state is never re-opened with
+  /// every seat free.
   virtual void add_event(const Event& event) = 0;
 
   /// Puts back what the bookings store says is taken, before any hold is taken on the event
-  /// (start-up, or an engine that came back empty). Claims already present are left alone.
+  /// (start-up, a new event, or an engine that came back empty), and opens the event for holds.
+  /// Claims already present are left alone; an event already open is left as it is.
   virtual void restore(const std::string& event_id, const std::vector<RestoredClaim>& claims) = 0;
 
   /// Every fence granted from now on is greater than `fence` (the highest the bookings store has

@@ -62,6 +62,7 @@ Result<Event> BookingService::create_event(const Caller& caller, Event event) {
   event.created_at = clock_.now();
   if (auto status = bookings_.create_event(event); !status) return status.take_error();
   locks_.add_event(event);
+  locks_.restore(event.id, {});
   auto cached = std::make_shared<const Event>(event);
   std::unique_lock lock(events_mutex_);
   events_[event.id] = std::move(cached);
