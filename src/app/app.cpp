@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "adapters/postgres/pg_schema.h"
 #include "app/config.h"
 #include "app/demo.h"
 #include "app/system.h"
@@ -28,6 +29,56 @@ int serve(const Config& config) {
   }
   spdlog::info("drained; bye");
   return 0;
+}
+
+// libpq's messages run over several lines ("...failed: Connection refused\n\tIs the server
+// running..."); a command's error is one.
+std::string one_line(const std::string& text) {
+  std::string line;
+  for (const char c : text) {
+    const bool space = c == '\n' || c == '\t' || c == ' ';
+    if (!space) {
+      line += c;
+    } else if (!line.empty() && line.back() != ' ') {
+      line += ' ';
+    }
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line;
+}
+
+// `migrate`: brings the PostgreSQL schema of the bookings database up to this build's version,
+// printing each migration it applies; with --status, only says where it stands.
+int migrate(const Config& config, bool status_only) {
+  if (config.postgres_url.empty()) {
+    std::cerr << "boxoffice: migrate needs the bookings database: pass --postgres-url or set "
+                 "BOXOFFICE_POSTGRES_URL (the embedded SQLite file migrates itself)\n";
+    return kExitConfig;
+  }
+  const int64_t needed = postgres_schema_version_needed();
+  try {
+    if (status_only) {
+      const PgSchemaStatus status = postgres_schema_status(config.postgres_url);
+      std::cout << "schema version " << status.version << ", this build needs " << needed << "\n";
+      for (const auto& migration : status.pending) {
+        std::cout << "pending migration " << migration.version << " " << migration.name << "\n";
+      }
+      return 0;
+    }
+    const std::vector<PgMigration> applied = migrate_postgres(config.postgres_url);
+    for (const auto& migration : applied) {
+      std::cout << "applied migration " << migration.version << " " << migration.name << "\n";
+    }
+    if (applied.empty()) {
+      std::cout << "schema is up to date (version " << needed << ")\n";
+    } else {
+      std::cout << "schema is at version " << needed << "\n";
+    }
+    return 0;
+  } catch (const StorageError& e) {
+    std::cerr << "boxoffice: postgres_url: " << one_line(e.what()) << "\n";
+    return kExitConfig;
+  }
 }
 
 int token(const Config& config, const std::string& subject, const std::vector<std::string>& roles,
@@ -57,6 +108,13 @@ int main(int argc, char** argv) {
 
   auto* serve_cmd = cli.add_subcommand("serve", "run the HTTP API (embedded engines by default)");
   settings.add_flags(*serve_cmd);
+
+  auto* migrate_cmd = cli.add_subcommand(
+      "migrate", "apply pending PostgreSQL migrations to the bookings database (--postgres-url)");
+  settings.add_flags(*migrate_cmd);
+  bool migrate_status = false;
+  migrate_cmd->add_flag("--status", migrate_status,
+                        "only print the schema version and what is pending");
 
   auto* token_cmd = cli.add_subcommand("token", "print a token signed with the HS256 secret");
   settings.add_flags(*token_cmd);
@@ -125,6 +183,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(level);
   if (*serve_cmd) return serve(config);
+  if (*migrate_cmd) return migrate(config, migrate_status);
   if (*sim_cmd) {
     payment_sim::PaymentSimOptions options;
     options.listen = config.listen;

@@ -55,11 +55,19 @@ Settings::Settings(Config& c) : config_(c) {
   add("waitlist_offer_seconds", "how long a waiting buyer has to check out an offer",
       &c.waitlist_offer_seconds);
   const std::string later = "is not available in this build yet; leave it unset to run embedded";
-  add("redis_url", "seat locks and waitlist in Redis", &c.redis_url, "the Redis adapter " + later);
+  add("redis_url",
+      "seat locks and waitlist in Redis (redis://, rediss://, redis+cluster://host:port,...); "
+      "unset: in memory and in the SQLite file",
+      &c.redis_url);
   add("postgres_url",
       "bookings and idempotency keys in PostgreSQL (postgresql://...); unset: SQLite in data_dir",
       &c.postgres_url);
-  add("nats_url", "payment queue in JetStream", &c.nats_url, "the JetStream adapter " + later);
+  add("migrate_on_start",
+      "1: apply pending PostgreSQL migrations when serve starts; 0: refuse to start while the "
+      "schema is behind (run `boxoffice migrate`)",
+      &c.migrate_on_start);
+  add("nats_url", "payment queue in JetStream (nats://host:port); unset: in the SQLite file",
+      &c.nats_url);
   add("payment_provider_url", "the payment provider's base URL (unset: simulator in process)",
       &c.payment_provider_url);
   add("payment_attempt_timeout_ms", "one call to the provider gives up after this",

@@ -47,9 +47,14 @@ struct Config {
 
   // Production engines. Unset: embedded.
   std::string postgres_url;
+  // 1: serve applies pending PostgreSQL migrations when it starts; 0: it refuses to start while
+  // the schema is behind (`boxoffice migrate` applies them).
+  uint32_t migrate_on_start = 1;
 
-  // Engines of later steps: refused with a clear message until their adapters exist.
-  std::string redis_url, nats_url, jwt_keys;
+  std::string redis_url, nats_url;
+
+  // Settings of later steps: refused with a clear message until they are built.
+  std::string jwt_keys;
   std::string roles, booking_url, waitlist_url, internal_secret, rate_limits;
 };
 

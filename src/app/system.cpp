@@ -9,7 +9,11 @@
 
 #include "adapters/http_provider/http_payment_provider.h"
 #include "adapters/memory/memory_seat_lock_store.h"
+#include "adapters/nats/jetstream_payment_queue.h"
 #include "adapters/postgres/postgres_booking_store.h"
+#include "adapters/redis/redis_client.h"
+#include "adapters/redis/redis_seat_lock_store.h"
+#include "adapters/redis/redis_waitlist_store.h"
 #include "adapters/sqlite/sqlite_booking_store.h"
 #include "adapters/sqlite/sqlite_payment_queue.h"
 #include "adapters/sqlite/sqlite_waitlist_store.h"
@@ -21,6 +25,7 @@
 #include "ports/clock.h"
 #include "services/booking_service.h"
 #include "services/payment_processor.h"
+#include "services/seat_lock_recovery.h"
 #include "services/waitlist_service.h"
 
 namespace boxoffice::app {
@@ -70,12 +75,21 @@ struct System::Impl {
   BookingStore* bookings_db = nullptr;
   IdempotencyStore* idempotency = nullptr;
   std::string bookings_engine;
-  std::unique_ptr<SqlitePaymentQueue> payment_queue;
-  std::unique_ptr<SqliteWaitlistStore> waitlist_store;
+  // The Payment Queue: JetStream when configured, else the SQLite file.
+  std::unique_ptr<SqlitePaymentQueue> sqlite_queue;
+  std::unique_ptr<JetStreamPaymentQueue> jetstream_queue;
+  PaymentQueue* payment_queue = nullptr;
+  // Seat locks and the waitlist: Redis when configured, else memory and the SQLite file.
+  std::shared_ptr<redis::Client> redis;
+  std::unique_ptr<RedisSeatLockStore> redis_locks;
+  std::unique_ptr<MemorySeatLockStore> memory_locks;
+  std::unique_ptr<RecoveringSeatLockStore> locks;  // what every service uses
+  std::unique_ptr<SqliteWaitlistStore> sqlite_waitlist;
+  std::unique_ptr<RedisWaitlistStore> redis_waitlist;
+  WaitlistStore* waitlist_store = nullptr;
   std::unique_ptr<payment_sim::InProcessPaymentSim> simulator;
   std::unique_ptr<HttpPaymentProvider> provider;
   std::string provider_url;
-  MemorySeatLockStore locks;
   std::unique_ptr<BookingService> booking_service;
   std::unique_ptr<PaymentProcessor> processor;
   std::unique_ptr<WaitlistService> waitlist;
@@ -106,6 +120,10 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   const size_t workers = c.worker_threads ? c.worker_threads : std::max(8u, 4 * cores);
 
   const auto db_path = (std::filesystem::path{c.data_dir} / "bookings.sqlite3").string();
+  QueuePolicy policy;
+  policy.visibility_timeout = std::chrono::seconds{c.payment_visibility_seconds};
+  policy.max_deliveries = c.payment_max_deliveries;
+  // The embedded engines share one SQLite file; it is opened only for the parts still embedded.
   try {
     if (c.postgres_url.empty()) {
       s.sqlite_bookings = std::make_unique<SqliteBookingStore>(db_path, workers);
@@ -113,24 +131,59 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
       s.idempotency = s.sqlite_bookings.get();
       s.bookings_engine = "sqlite";
     }
-    QueuePolicy policy;
-    policy.visibility_timeout = std::chrono::seconds{c.payment_visibility_seconds};
-    policy.max_deliveries = c.payment_max_deliveries;
-    s.payment_queue =
-        std::make_unique<SqlitePaymentQueue>(db_path, s.clock, policy, c.payment_concurrency + 2);
-    s.waitlist_store = std::make_unique<SqliteWaitlistStore>(db_path, workers);
+    if (c.nats_url.empty()) {
+      s.sqlite_queue =
+          std::make_unique<SqlitePaymentQueue>(db_path, s.clock, policy, c.payment_concurrency + 2);
+      s.payment_queue = s.sqlite_queue.get();
+    }
+    if (c.redis_url.empty()) {
+      s.sqlite_waitlist = std::make_unique<SqliteWaitlistStore>(db_path, workers);
+      s.waitlist_store = s.sqlite_waitlist.get();
+    }
   } catch (const std::exception& e) {
     throw ConfigError("cannot open the bookings database " + db_path + ": " + e.what());
   }
   if (!c.postgres_url.empty()) {
+    if (c.migrate_on_start > 1) throw ConfigError("migrate_on_start must be 0 or 1");
     try {
-      s.postgres_bookings = std::make_unique<PostgresBookingStore>(c.postgres_url, workers);
+      PostgresStoreOptions options;
+      options.connections = workers;
+      options.migrate = c.migrate_on_start == 1;
+      s.postgres_bookings = std::make_unique<PostgresBookingStore>(c.postgres_url, options);
     } catch (const std::exception& e) {
       throw ConfigError("postgres_url: cannot use the bookings database: " + std::string{e.what()});
     }
     s.bookings_db = s.postgres_bookings.get();
     s.idempotency = s.postgres_bookings.get();
     s.bookings_engine = "postgres";
+  }
+  if (!c.nats_url.empty()) {
+    try {
+      JetStreamQueueOptions options;
+      options.url = c.nats_url;
+      s.jetstream_queue = std::make_unique<JetStreamPaymentQueue>(options, s.clock, policy);
+    } catch (const std::exception& e) {
+      throw ConfigError("nats_url: cannot use the payment queue: " + std::string{e.what()});
+    }
+    s.payment_queue = s.jetstream_queue.get();
+  }
+  if (!c.redis_url.empty()) {
+    try {
+      redis::ClientOptions options;
+      options.url = c.redis_url;
+      options.io_threads = 0;
+      s.redis = std::make_shared<redis::Client>(options);
+      if (!s.redis->ping()) throw StorageError("Redis does not answer PING");
+      s.redis_locks = std::make_unique<RedisSeatLockStore>(*s.redis);
+      s.redis_waitlist = std::make_unique<RedisWaitlistStore>(s.redis);
+    } catch (const std::exception& e) {
+      throw ConfigError("redis_url: cannot use Redis: " + std::string{e.what()});
+    }
+    s.waitlist_store = s.redis_waitlist.get();
+    s.locks = std::make_unique<RecoveringSeatLockStore>(*s.redis_locks, *s.bookings_db);
+  } else {
+    s.memory_locks = std::make_unique<MemorySeatLockStore>();
+    s.locks = std::make_unique<RecoveringSeatLockStore>(*s.memory_locks, *s.bookings_db);
   }
 
   s.provider_url = c.payment_provider_url;
@@ -149,19 +202,23 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
     throw ConfigError("payment_provider_url \"" + s.provider_url + "\": " + e.what());
   }
 
-  s.booking_service = std::make_unique<BookingService>(s.clock, s.locks, *s.bookings_db);
-  s.booking_service->recover();
+  s.booking_service = std::make_unique<BookingService>(s.clock, *s.locks, *s.bookings_db);
+  try {
+    s.booking_service->recover();
+  } catch (const StorageError& e) {
+    throw ConfigError("cannot load the events into the seat lock store: " + std::string{e.what()});
+  }
 
   PaymentProcessorOptions payment_options;
   payment_options.concurrency = c.payment_concurrency;
   payment_options.reconcile_after = std::chrono::seconds{c.payment_reconcile_seconds};
   s.processor = std::make_unique<PaymentProcessor>(s.clock, *s.bookings_db, *s.payment_queue,
-                                                   *s.provider, s.locks, payment_options);
+                                                   *s.provider, *s.locks, payment_options);
   if (c.waitlist_offer_seconds < 10)
     throw ConfigError("waitlist_offer_seconds must be at least 10");
   WaitlistOptions waitlist_options;
   waitlist_options.offer_window = std::chrono::seconds{c.waitlist_offer_seconds};
-  s.waitlist = std::make_unique<WaitlistService>(s.clock, s.locks, *s.waitlist_store,
+  s.waitlist = std::make_unique<WaitlistService>(s.clock, *s.locks, *s.waitlist_store,
                                                  *s.booking_service, waitlist_options);
   s.waitlist->recover();
   auto* waitlist = s.waitlist.get();
@@ -181,19 +238,28 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   http::ApiOptions api_options;
   api_options.jwt = {c.jwt_secret, c.jwt_issuer, c.jwt_audience,
                      std::chrono::seconds{c.jwt_leeway_seconds}};
-  api_options.readiness.push_back({"seat_lock_store:memory", [] { return true; }});
+  // /readyz names each engine and asks it something cheap.
+  if (s.redis) {
+    api_options.readiness.push_back({"seat_lock_store:redis", [&s] { return s.redis->ping(); }});
+  } else {
+    api_options.readiness.push_back({"seat_lock_store:memory", [] { return true; }});
+  }
   api_options.readiness.push_back({"bookings_db:" + s.bookings_engine, [&s] {
                                      s.bookings_db->max_fence();
                                      return true;
                                    }});
-  api_options.readiness.push_back({"waitlist_store:sqlite", [&s] {
-                                     s.waitlist_store->active_sections();
-                                     return true;
-                                   }});
-  api_options.readiness.push_back({"payment_queue:sqlite", [&s] {
-                                     s.payment_queue->counts();
-                                     return true;
-                                   }});
+  api_options.readiness.push_back(
+      {std::string{"waitlist_store:"} + (s.redis ? "redis" : "sqlite"), [&s] {
+         if (s.redis) return s.redis->ping();
+         s.waitlist_store->active_sections();
+         return true;
+       }});
+  api_options.readiness.push_back(
+      {std::string{"payment_queue:"} + (s.jetstream_queue ? "jetstream" : "sqlite"), [&s] {
+         s.payment_queue->counts();
+         return true;
+       }});
+  api_options.every_route_blocks = s.redis != nullptr;
   s.api = std::make_unique<http::Api>(std::move(api_options), s.clock, *s.booking_service,
                                       *s.waitlist, *s.idempotency);
 

@@ -26,8 +26,10 @@ struct Hold {
   HoldStatus status = HoldStatus::active;
   Timestamp created_at{};
   Timestamp expires_at{};
-  /// Strictly increasing across every hold a store ever grants (and above every fence the
-  /// bookings store has seen), so the bookings store can tell a newer holder from an older one.
+  /// Strictly increasing across the holds a store grants in one section (and above every fence
+  /// the bookings store has seen), so the bookings store, which compares fences per seat (per
+  /// general section), can tell a newer holder from an older one. A store-wide counter would do
+  /// too, but in Redis it would be one hot key for every hold of every section.
   uint64_t fence = 0;
 
   /// A hold is valid only while now < expires_at, judged at the moment of use.

@@ -68,7 +68,7 @@ bool Api::needs_worker(const HttpRequest& request) const {
   const auto match = router_.match(request.method, request.path);
   const auto* found = std::get_if<Router::Match>(&match);
   if (!found) return false;
-  return found->route->blocking || (found->route->creates && request.header("Idempotency-Key"));
+  return options_.every_route_blocks || found->route->blocking || (found->route->creates && request.header("Idempotency-Key"));
 }
 
 HttpResponse Api::handle(const HttpRequest& request) {

@@ -29,6 +29,9 @@ struct ApiOptions {
   jwt::VerifierConfig jwt;
   Millis idempotency_lease{std::chrono::seconds{60}};
   std::vector<ReadinessCheck> readiness;
+  /// The seat lock store is a remote engine (Redis): every route may block on it, so every route
+  /// runs on the worker pool, not only those marked blocking (which touch the Bookings DB).
+  bool every_route_blocks = false;
 };
 
 class Api final : public RequestHandler {

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 
 #include <atomic>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <set>
@@ -495,6 +496,89 @@ TEST_P(BookingStoreContract, ConcurrentMultiSeatCheckoutsAreAllOrNothing) {
   }
   EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(), claimed.size())
       << "a seat is in two live bookings";
+}
+
+// 32 callers at once, as a flash sale sends them, with every kind of answer among them: each
+// caller gets its own answer, and only the accepted checkouts leave anything behind.
+TEST_P(BookingStoreContract, ThirtyTwoConcurrentCheckoutsEachGetTheirOwnAnswer) {
+  constexpr uint32_t kSeats = 12;
+  constexpr uint32_t kFloorCapacity = 5;
+  Event event = one_row_event(kEvent, kSeats);
+  event.sections.push_back(
+      Section{"floor", "Floor", SectionKind::general, kFloorCapacity, kFloorPrice, {}});
+  ASSERT_TRUE(store().create_event(event).ok());
+
+  // 0-19: two holds on each of seats 1-10, from a lower and a higher fence (one of the two wins);
+  // 20-27: eight one-place floor holds for 5 places; 28-29: one hold checked out twice;
+  // 30-31: expired holds on seats 11 and 12.
+  constexpr int kCallers = 32;
+  std::vector<CheckoutRequest> requests;
+  uint64_t fence = 0;
+  for (uint32_t seat = 1; seat <= 10; ++seat) {
+    for (int twin = 0; twin < 2; ++twin) {
+      requests.push_back(checkout(reserved_hold(kEvent, "buyer" + std::to_string(requests.size()),
+                                                {"stalls:A:" + std::to_string(seat)}, ++fence)));
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    requests.push_back(
+        checkout(general_hold(kEvent, "buyer" + std::to_string(requests.size()), 1, ++fence)));
+  }
+  const Hold twice = reserved_hold(kEvent, "buyer28", {"stalls:A:11"}, ++fence);
+  requests.push_back(checkout(twice));
+  requests.push_back(checkout(twice));
+  for (const std::string seat : {"stalls:A:11", "stalls:A:12"}) {
+    const Hold expired = reserved_hold(kEvent, "late", {seat}, ++fence);
+    requests.push_back(checkout(expired, expired.expires_at));
+  }
+  ASSERT_EQ(requests.size(), static_cast<size_t>(kCallers));
+
+  std::vector<std::string> outcomes(kCallers);
+  std::vector<std::string> booking_ids(kCallers);
+  std::latch start(kCallers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      try {
+        auto booking = store().create_booking(requests[static_cast<size_t>(i)]);
+        outcomes[static_cast<size_t>(i)] = outcome(booking);
+        if (booking.ok()) booking_ids[static_cast<size_t>(i)] = booking->id;
+      } catch (const std::exception& e) {
+        outcomes[static_cast<size_t>(i)] = std::string("exception: ") + e.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+
+  for (size_t seat = 0; seat < 10; ++seat) {
+    const std::multiset<std::string> pair{outcomes[2 * seat], outcomes[2 * seat + 1]};
+    EXPECT_EQ(pair.count("ok"), 1u) << "seat " << seat + 1;
+    EXPECT_EQ(pair.count("seats_unavailable") + pair.count("hold_expired"), 1u)
+        << "seat " << seat + 1 << ": " << outcomes[2 * seat] << ", " << outcomes[2 * seat + 1];
+  }
+  const std::multiset<std::string> floor(outcomes.begin() + 20, outcomes.begin() + 28);
+  EXPECT_EQ(floor.count("ok"), kFloorCapacity);
+  EXPECT_EQ(floor.count("sold_out"), 8 - kFloorCapacity);
+  EXPECT_EQ(outcomes[28], "ok");
+  EXPECT_EQ(outcomes[29], "ok");
+  EXPECT_EQ(booking_ids[28], booking_ids[29]) << "one booking per hold";
+  EXPECT_EQ(outcomes[30], "hold_expired");
+  EXPECT_EQ(outcomes[31], "hold_expired");
+
+  const uint32_t accepted = 10 + kFloorCapacity + 1;
+  EXPECT_EQ(store().counts(kEvent).pending_payment, accepted);
+  EXPECT_EQ(store().pending_outbox(100).size(), accepted);
+  std::multiset<std::string> claimed;
+  uint32_t floor_claimed = 0;
+  for (const auto& claim : store().live_claims(kEvent)) {
+    claimed.insert(claim.seats.begin(), claim.seats.end());
+    if (claim.section == "floor") floor_claimed += claim.quantity;
+  }
+  EXPECT_EQ(claimed.size(), 11u);
+  EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(), 11u);
+  EXPECT_EQ(claimed.count("stalls:A:12"), 0u) << "an expired hold leaves nothing behind";
+  EXPECT_EQ(floor_claimed, kFloorCapacity);
 }
 
 // --- transitions -------------------------------------------------------------------------------

@@ -6,9 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <latch>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -202,6 +208,264 @@ TEST_F(PostgresBookingStoreTest, ConcurrentCheckoutsOfOneHoldMakeOneBooking) {
   for (const auto& id : booking_ids) EXPECT_EQ(id, booking_ids[0]);
   EXPECT_EQ(store.counts("ev_1").pending_payment, 1u);
   EXPECT_EQ(store.pending_outbox(10).size(), 1u);
+}
+
+// --- migrations: applied on open, or only checked -------------------------------------------
+
+TEST_F(PostgresBookingStoreTest, AStoreThatMustNotMigrateRefusesABehindSchemaAndChangesNothing) {
+  PostgresStoreOptions options;
+  options.connections = 1;
+  options.migrate = false;
+  try {
+    PostgresBookingStore store(database_.url(), options);
+    FAIL() << "opened a database without a schema";
+  } catch (const StorageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "the bookings database is at schema version 0, this build needs " +
+                  std::to_string(postgres_schema_version_needed()) + ": run `boxoffice migrate`");
+  }
+  EXPECT_EQ(database_.execute("SELECT to_regclass('schema_migrations') IS NULL").value, "t");
+
+  const auto applied = migrate_postgres(database_.url());
+  ASSERT_EQ(applied.size(), postgres_migrations().size());
+  EXPECT_EQ(applied.back().version, postgres_schema_version_needed());
+  EXPECT_TRUE(migrate_postgres(database_.url()).empty()) << "a second run applies nothing";
+  const PgSchemaStatus status = postgres_schema_status(database_.url());
+  EXPECT_EQ(status.version, postgres_schema_version_needed());
+  EXPECT_TRUE(status.pending.empty());
+
+  PostgresBookingStore store(database_.url(), options);
+  EXPECT_TRUE(store.create_event(small_event("ev_1")).ok());
+}
+
+TEST_F(PostgresBookingStoreTest, SchemaStatusListsWhatIsPendingWithoutChangingAnything) {
+  const PgSchemaStatus status = postgres_schema_status(database_.url());
+  EXPECT_EQ(status.version, 0);
+  EXPECT_EQ(status.pending.size(), postgres_migrations().size());
+  EXPECT_EQ(database_.execute("SELECT to_regclass('schema_migrations') IS NULL").value, "t");
+}
+
+// --- group commit ------------------------------------------------------------------------------
+
+// Reserved rows "A", "B"... of `seats_per_row` seats in "orch", and a general "floor".
+Event sale_event(const std::string& id, uint32_t rows, uint32_t seats_per_row,
+                 uint32_t floor_capacity) {
+  Event event = small_event(id);
+  event.sections.clear();
+  Section orch{"orch", "Orchestra", SectionKind::reserved, rows * seats_per_row, 100, {}};
+  for (uint32_t row = 0; row < rows; ++row) {
+    orch.rows.push_back(Row{std::string(1, static_cast<char>('A' + row)), seats_per_row});
+  }
+  event.sections.push_back(orch);
+  event.sections.push_back(Section{"floor", "Floor", SectionKind::general, floor_capacity, 50, {}});
+  return event;
+}
+
+Hold floor_hold(const std::string& id, uint64_t fence) {
+  Hold hold = seat_hold(id, "", fence);
+  hold.section = "floor";
+  hold.seats.clear();
+  return hold;
+}
+
+std::string outcome_of(const Result<Booking>& booking) {
+  return booking.ok() ? "ok" : std::string(to_string(booking.error().code));
+}
+
+// Waits until `backends` sessions of the database wait for a row lock.
+void wait_for_lock_waiters(const PostgresDatabase& database, int backends) {
+  const std::string waiting =
+      "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+      "AND wait_event_type = 'Lock'";
+  for (int i = 0; i < 500 && database.execute(waiting).value != std::to_string(backends); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  ASSERT_EQ(database.execute(waiting).value, std::to_string(backends));
+}
+
+// Another client holds the floor's row lock, so the first two checkouts (one per batch slot of
+// two) wait on it and every later one queues; when it lets go, the queued checkouts are committed
+// in shared transactions. Each must get its own answer, and a refusal must undo only itself.
+TEST_F(PostgresBookingStoreTest, GroupCommitAnswersEachCheckoutOfABatchOnItsOwn) {
+  PostgresStoreOptions options;
+  options.connections = kConnections;
+  options.group_commit_batches_max = 2;
+  PostgresBookingStore store(database_.url(), options);
+  ASSERT_TRUE(store.create_event(sale_event("ev_1", 1, 10, 4)).ok());
+  PgConnection blocker(database_.url(), Millis{5'000}, Millis{30'000});
+  blocker.execute_script("block the floor",
+                         "BEGIN; UPDATE section_sales SET sold = sold WHERE section_id = 'floor'");
+
+  std::vector<std::thread> threads;
+  std::map<std::string, std::string> outcomes;  // thread name → "ok" or the refusal's code
+  std::map<std::string, std::string> booking_ids;
+  std::mutex mutex;
+  const auto run = [&](const std::string& name, Hold hold, Timestamp now = from_unix_ms(1'000)) {
+    threads.emplace_back([&, name, hold, now] {
+      std::string outcome;
+      std::string booking_id;
+      try {
+        auto booking = store.create_booking({"bkg_" + name, hold, "pm_card_ok", now});
+        outcome = outcome_of(booking);
+        if (booking.ok()) booking_id = booking->id;
+      } catch (const std::exception& e) {
+        outcome = std::string("exception: ") + e.what();
+      }
+      std::lock_guard lock(mutex);
+      outcomes[name] = outcome;
+      booking_ids[name] = booking_id;
+    });
+  };
+  uint64_t fence = 0;
+  run("plug1", floor_hold("hld_plug1", ++fence));
+  run("plug2", floor_hold("hld_plug2", ++fence));
+  wait_for_lock_waiters(database_, 2);
+
+  // Two holds for each of seats 1..8 (one wins, the other is refused, whatever the order);
+  // four more floor holds, for 4 places in all; one hold checked out twice; one expired.
+  for (int seat = 1; seat <= 8; ++seat) {
+    const std::string id = "orch:A:" + std::to_string(seat);
+    run("first" + std::to_string(seat), seat_hold("hld_first" + std::to_string(seat), id, ++fence));
+    run("second" + std::to_string(seat),
+        seat_hold("hld_second" + std::to_string(seat), id, ++fence));
+  }
+  for (int i = 1; i <= 4; ++i)
+    run("floor" + std::to_string(i), floor_hold("hld_floor" + std::to_string(i), ++fence));
+  const Hold twice = seat_hold("hld_twice", "orch:A:9", ++fence);
+  run("twice1", twice);
+  run("twice2", twice);
+  run("expired", seat_hold("hld_expired", "orch:A:10", ++fence), from_unix_ms(10'000));
+  // Not a timed assertion: a checkout still on its way merely lands in a smaller batch.
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  blocker.execute_script("unblock the floor", "COMMIT");
+  for (auto& thread : threads) thread.join();
+
+  ASSERT_EQ(outcomes.size(), 2u + 16u + 4u + 3u) << "every caller is answered";
+  for (int seat = 1; seat <= 8; ++seat) {
+    std::multiset<std::string> pair{outcomes["first" + std::to_string(seat)],
+                                    outcomes["second" + std::to_string(seat)]};
+    EXPECT_EQ(pair.count("ok"), 1u) << "seat " << seat;
+    EXPECT_EQ(pair.count("seats_unavailable") + pair.count("hold_expired"), 1u) << "seat " << seat;
+  }
+  // Six for four places. Not necessarily the plugs first: a waiter for a row that another
+  // transaction updated re-queues on the new version, where newcomers can overtake it.
+  std::multiset<std::string> floor{outcomes["plug1"], outcomes["plug2"]};
+  for (int i = 1; i <= 4; ++i) floor.insert(outcomes["floor" + std::to_string(i)]);
+  EXPECT_EQ(floor, (std::multiset<std::string>{"ok", "ok", "ok", "ok", "sold_out", "sold_out"}));
+  EXPECT_EQ(outcomes["twice1"], "ok");
+  EXPECT_EQ(outcomes["twice2"], "ok");
+  EXPECT_EQ(booking_ids["twice1"], booking_ids["twice2"]) << "one booking per hold";
+  EXPECT_EQ(outcomes["expired"], "hold_expired");
+
+  // What was refused left nothing behind; what was accepted is all there.
+  const auto counts = store.counts("ev_1");
+  EXPECT_EQ(counts.pending_payment, 2u + 8u + 2u + 1u);
+  EXPECT_EQ(store.pending_outbox(100).size(), 2u + 8u + 2u + 1u);
+  EXPECT_EQ(database_.execute("SELECT sold FROM section_sales WHERE section_id = 'floor'").value,
+            "4");
+  EXPECT_EQ(database_.execute("SELECT COUNT(*) FROM booking_seats WHERE live").value, "9");
+  EXPECT_EQ(
+      database_.execute("SELECT COUNT(*) FROM seat_fences WHERE resource = 'orch:A:10'").value,
+      "0");
+
+  const auto counters = store.group_commit_counters();
+  EXPECT_EQ(counters.checkouts, outcomes.size());
+  EXPECT_LT(counters.transactions, counters.checkouts) << "checkouts shared transactions";
+}
+
+TEST_F(PostgresBookingStoreTest, WithoutGroupCommitEachCheckoutIsItsOwnTransaction) {
+  PostgresStoreOptions options;
+  options.connections = kConnections;
+  options.group_commit_max = 1;
+  PostgresBookingStore store(database_.url(), options);
+  ASSERT_TRUE(store.create_event(sale_event("ev_1", 1, 10, 4)).ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> booked{0};
+  for (int seat = 1; seat <= 10; ++seat) {
+    threads.emplace_back([&, seat] {
+      const auto id = std::to_string(seat);
+      if (store
+              .create_booking({"bkg_" + id, seat_hold("hld_" + id, "orch:A:" + id, 1), "pm",
+                               from_unix_ms(1'000)})
+              .ok()) {
+        ++booked;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(booked.load(), 10);
+  const auto counters = store.group_commit_counters();
+  EXPECT_EQ(counters.transactions, 10u);
+  EXPECT_EQ(counters.checkouts, 10u);
+}
+
+// Prints checkouts per second of 32 concurrent callers, with group commit and without
+// (group_commit_max 1), on a server that flushes its WAL at every commit as production does.
+// The figures are information, not assertions: only the outcomes are checked.
+TEST(PostgresGroupCommitThroughput, PrintsCheckoutsPerSecondWithAndWithoutBatching) {
+  constexpr int kCallers = 32;
+  constexpr int kCheckoutsPerCaller = 25;
+  constexpr uint32_t kRows = 20;
+  constexpr uint32_t kSeatsPerRow = 40;  // 800 seats = kCallers * kCheckoutsPerCaller
+  PostgresServer server(PostgresServer::Options{.fsync = true});
+
+  struct Workload {
+    const char* name;
+    bool general;  // every checkout takes the floor's one row, or a seat of its own
+  };
+  for (const Workload workload :
+       {Workload{"reserved seats", false}, Workload{"general floor", true}}) {
+    for (const size_t group_commit_max :
+         {PostgresStoreOptions::group_commit_max_limit, size_t{1}}) {
+      const std::string database = server.create_database();
+      PostgresStoreOptions options;
+      options.connections = 16;
+      options.group_commit_max = group_commit_max;
+      PostgresBookingStore store(server.url(database), options);
+      ASSERT_TRUE(
+          store
+              .create_event(sale_event("ev_1", kRows, kSeatsPerRow, kCallers * kCheckoutsPerCaller))
+              .ok());
+      std::atomic<int> booked{0};
+      std::latch start(kCallers + 1);
+      std::vector<std::thread> callers;
+      for (int caller = 0; caller < kCallers; ++caller) {
+        callers.emplace_back([&, caller] {
+          start.arrive_and_wait();
+          for (int i = 0; i < kCheckoutsPerCaller; ++i) {
+            const int n = caller * kCheckoutsPerCaller + i;
+            const std::string id = std::to_string(n);
+            const std::string seat =
+                "orch:" + std::string(1, static_cast<char>('A' + n / kSeatsPerRow)) + ":" +
+                std::to_string(n % kSeatsPerRow + 1);
+            const Hold hold = workload.general
+                                  ? floor_hold("hld_" + id, static_cast<uint64_t>(n + 1))
+                                  : seat_hold("hld_" + id, seat, static_cast<uint64_t>(n + 1));
+            try {
+              if (store.create_booking({"bkg_" + id, hold, "pm", from_unix_ms(1'000)}).ok())
+                ++booked;
+            } catch (const std::exception&) {
+            }
+          }
+        });
+      }
+      start.arrive_and_wait();
+      const auto began = std::chrono::steady_clock::now();
+      for (auto& caller : callers) caller.join();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+
+      EXPECT_EQ(booked.load(), kCallers * kCheckoutsPerCaller);
+      const auto counters = store.group_commit_counters();
+      std::printf(
+          "[ figures  ] %-14s group_commit_max %2zu: %4d checkouts by %d callers in %.2f s = "
+          "%6.0f checkouts/s, %llu transactions (%.1f checkouts each)\n",
+          workload.name, group_commit_max, booked.load(), kCallers, seconds,
+          booked.load() / seconds, static_cast<unsigned long long>(counters.transactions),
+          counters.transactions ? double(counters.checkouts) / double(counters.transactions) : 0.0);
+      std::fflush(stdout);
+    }
+  }
 }
 
 }  // namespace

@@ -9,6 +9,12 @@
 #include "domain/ids.h"
 
 namespace boxoffice::testing {
+
+void open_event(SeatLockStore& store, const Event& event) {
+  store.add_event(event);
+  store.restore(event.id, {});
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -65,7 +71,7 @@ SectionAvailability section_of(SeatLockStore& store, const Event& e, const std::
 
 TEST_P(SeatLockStoreContract, HoldsExactSeatsWithPriceAndExpiry) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto hold = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
   ASSERT_TRUE(hold.ok()) << hold.error().detail;
   EXPECT_EQ(hold->status, HoldStatus::active);
@@ -84,7 +90,7 @@ TEST_P(SeatLockStoreContract, HoldsExactSeatsWithPriceAndExpiry) {
 
 TEST_P(SeatLockStoreContract, FencesStrictlyIncrease) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   uint64_t last = 0;
   for (int i = 0; i < 5; ++i) {
     auto hold = store->hold(request(e, "buyer" + std::to_string(i), quantity("floor", 1)));
@@ -100,7 +106,7 @@ TEST_P(SeatLockStoreContract, FencesStrictlyIncrease) {
 
 TEST_P(SeatLockStoreContract, OverlappingHoldTakesNothingAndNamesTheTakenSeats) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:A:2", "orch:A:3"}))).ok());
   auto second =
       store->hold(request(e, "bob", seats({"orch:A:1", "orch:A:2", "orch:A:3", "orch:A:4"})));
@@ -116,7 +122,7 @@ TEST_P(SeatLockStoreContract, OverlappingHoldTakesNothingAndNamesTheTakenSeats) 
 
 TEST_P(SeatLockStoreContract, GeneralAdmissionIsAllOrNothingOnTheCount) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   ASSERT_TRUE(store->hold(request(e, "alice", quantity("floor", 6))).ok());
   auto too_many = store->hold(request(e, "bob", quantity("floor", 5)));
   ASSERT_FALSE(too_many.ok());
@@ -131,7 +137,7 @@ TEST_P(SeatLockStoreContract, GeneralAdmissionIsAllOrNothingOnTheCount) {
 
 TEST_P(SeatLockStoreContract, BestAvailablePicksAdjacentSeatsNearTheFront) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:A:3"}))).ok());
   // Row A (6 seats) has no 3 adjacent seats left either side of A:3? It has A:4..A:6.
   auto hold = store->hold(request(e, "bob", quantity("orch", 3)));
@@ -150,7 +156,7 @@ TEST_P(SeatLockStoreContract, BestAvailablePicksAdjacentSeatsNearTheFront) {
 
 TEST_P(SeatLockStoreContract, ExpiryIsJudgedByTheGivenTime) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto hold = store->hold(request(e, "alice", seats({"orch:B:1"})));
   ASSERT_TRUE(hold.ok());
   // One millisecond before expiry it is still held.
@@ -168,7 +174,7 @@ TEST_P(SeatLockStoreContract, ExpiryIsJudgedByTheGivenTime) {
 
 TEST_P(SeatLockStoreContract, ReleaseFreesSeatsOnce) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto hold = store->hold(request(e, "alice", quantity("floor", 3)));
   ASSERT_TRUE(hold.ok());
   auto released = store->release(hold->id, t0 + 1s);
@@ -189,7 +195,7 @@ TEST_P(SeatLockStoreContract, ReleaseFreesSeatsOnce) {
 
 TEST_P(SeatLockStoreContract, CheckedOutHoldKeepsItsSeatsPastExpiry) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto hold = store->hold(request(e, "alice", seats({"orch:A:1"})));
   ASSERT_TRUE(hold.ok());
   auto before = store->begin_checkout(hold->id, t0 + 10s);
@@ -208,7 +214,7 @@ TEST_P(SeatLockStoreContract, CheckedOutHoldKeepsItsSeatsPastExpiry) {
 
 TEST_P(SeatLockStoreContract, AbortedCheckoutKeepsOrReleases) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto kept = store->hold(request(e, "alice", seats({"orch:A:1"})));
   auto dropped = store->hold(request(e, "alice", seats({"orch:A:2"})));
   ASSERT_TRUE(kept.ok() && dropped.ok());
@@ -226,7 +232,7 @@ TEST_P(SeatLockStoreContract, AbortedCheckoutKeepsOrReleases) {
 TEST_P(SeatLockStoreContract, BuyerCapCountsEveryHoldOfTheEvent) {
   auto e = concert();
   e.max_seats_per_buyer = 4;
-  store->add_event(e);
+  open_event(*store, e);
   auto first = store->hold(request(e, "alice", quantity("floor", 3)));
   ASSERT_TRUE(first.ok());
   auto over = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
@@ -239,7 +245,7 @@ TEST_P(SeatLockStoreContract, BuyerCapCountsEveryHoldOfTheEvent) {
 
 TEST_P(SeatLockStoreContract, RefusesBadSelections) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto code = [&](HoldSelection what) {
     auto r = store->hold(request(e, "alice", std::move(what)));
     return r.ok() ? std::optional<Errc>{} : std::optional<Errc>{r.error().code};
@@ -260,7 +266,7 @@ TEST_P(SeatLockStoreContract, RefusesBadSelections) {
 
 TEST_P(SeatLockStoreContract, SeatMapShowsEachSeat) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   ASSERT_TRUE(store->hold(request(e, "alice", seats({"orch:B:2"}))).ok());
   auto all = store->seats(e.id, "orch", std::nullopt, t0);
   ASSERT_TRUE(all.ok());
@@ -305,7 +311,7 @@ TEST_P(SeatLockStoreContract, RestoreReplaysSoldAndPendingClaims) {
 TEST_P(SeatLockStoreContract, RacingBuyersNeverShareASeat) {
   auto e = concert();
   e.max_seats_per_buyer = 1000;
-  store->add_event(e);
+  open_event(*store, e);
   constexpr int kThreads = 8, kAttempts = 400;
   std::vector<std::vector<Hold>> won(kThreads);
   std::vector<std::thread> threads;
@@ -349,7 +355,7 @@ TEST_P(SeatLockStoreContract, AMillionSeatEventWorksLikeASmallOne) {
   for (int r = 0; r < 1000; ++r) big.rows.push_back({"R" + std::to_string(r), 1000});
   e.sections = {big};
   ASSERT_FALSE(validate_and_normalize(e).has_value());
-  store->add_event(e);
+  open_event(*store, e);
   auto hold = store->hold(request(e, "alice", quantity("bowl", 4)));
   ASSERT_TRUE(hold.ok());
   EXPECT_EQ(hold->seats.front(), "bowl:R0:499");
@@ -366,7 +372,7 @@ namespace {
 
 TEST_P(SeatLockStoreContract, PaymentOutcomesSellOrFreeCheckedOutSeats) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto paid = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
   auto declined = store->hold(request(e, "bob", quantity("floor", 3)));
   ASSERT_TRUE(paid.ok() && declined.ok());
@@ -415,7 +421,7 @@ namespace {
 
 TEST_P(SeatLockStoreContract, SeatsComingBackWhileBuyersWaitAreKeptForThem) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto first = store->hold(request(e, "alice", quantity("floor", 4)));
   ASSERT_TRUE(first.ok());
   store->set_waitlisted(e.id, "floor", 2);
@@ -446,7 +452,7 @@ TEST_P(SeatLockStoreContract, SeatsComingBackWhileBuyersWaitAreKeptForThem) {
 
 TEST_P(SeatLockStoreContract, SweepExpiresDueHoldsAndNamesTheirSections) {
   const auto e = concert();
-  store->add_event(e);
+  open_event(*store, e);
   auto a = store->hold(request(e, "alice", quantity("floor", 2)));
   auto b = store->hold(request(e, "bob", seats({"orch:A:1"}), t0 + 5s));
   ASSERT_TRUE(a.ok() && b.ok());
@@ -460,6 +466,61 @@ TEST_P(SeatLockStoreContract, SweepExpiresDueHoldsAndNamesTheirSections) {
   ASSERT_EQ(later.size(), 1u);
   EXPECT_EQ(later[0], (SectionRef{e.id, "orch"}));
   EXPECT_TRUE(store->sweep_expired(b->expires_at + 1s, 100).empty());
+}
+
+}  // namespace
+}  // namespace boxoffice::testing
+
+namespace boxoffice::testing {
+namespace {
+
+TEST_P(SeatLockStoreContract, LostStateRefusesHoldsUntilRestoredWithTheClaims) {
+  if (!under_test->can_wipe_engine()) GTEST_SKIP() << "no engine apart from the store";
+  const auto e = concert();
+  open_event(*store, e);
+  auto sold = store->hold(request(e, "alice", seats({"orch:A:1", "orch:A:2"})));
+  auto pending = store->hold(request(e, "bob", quantity("floor", 3)));
+  auto active = store->hold(request(e, "carol", seats({"orch:B:1"})));
+  ASSERT_TRUE(sold.ok() && pending.ok() && active.ok());
+  ASSERT_TRUE(store->begin_checkout(sold->id, t0).ok());
+  ASSERT_TRUE(store->mark_sold(sold->id, t0).ok());
+  ASSERT_TRUE(store->begin_checkout(pending->id, t0).ok());
+
+  under_test->wipe_engine();
+  try {
+    (void)store->hold(request(e, "dave", quantity("floor", 1)));
+    ADD_FAILURE() << "a forgotten event took a hold";
+  } catch (const LockStateLost& lost) {
+    EXPECT_EQ(lost.event_id(), e.id);
+  }
+  EXPECT_THROW((void)store->hold(request(e, "dave", seats({"orch:A:1"}))), LockStateLost);
+  EXPECT_THROW((void)store->availability(e.id, t0), LockStateLost);
+
+  // The Booking Service rebuilds the event from the bookings store: its checked-out holds.
+  store->add_event(e);
+  store->restore(
+      e.id, {{sold->id, "alice", "orch", {"orch:A:1", "orch:A:2"}, 2, true, t0, sold->expires_at},
+             {pending->id, "bob", "floor", {}, 3, false, t0, pending->expires_at}});
+  const auto orch = section_of(*store, e, "orch");
+  EXPECT_EQ(orch.sold, 2u);
+  EXPECT_EQ(orch.held, 0u);  // carol's hold was never booked: it went with the engine
+  EXPECT_EQ(section_of(*store, e, "floor").held, 3u);
+  auto taken = store->hold(request(e, "dave", seats({"orch:A:1", "orch:B:1"})));
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, Errc::seats_unavailable);
+  EXPECT_EQ(taken.error().unavailable, std::vector<std::string>{"orch:A:1"});
+  EXPECT_TRUE(store->hold(request(e, "dave", seats({"orch:B:1"}))).ok());
+  auto restored = store->get_hold(pending->id, t0);
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored->status, HoldStatus::checked_out);
+  EXPECT_EQ(restored->expires_at, pending->expires_at);
+  // The restored claims count against the buyer cap again.
+  auto over = store->hold(request(e, "alice", quantity("floor", 7)));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, Errc::limit_exceeded);
+  // And the payment outcome of a restored hold still applies.
+  ASSERT_TRUE(store->release_booked(pending->id, t0).ok());
+  EXPECT_EQ(section_of(*store, e, "floor").available, 10u);
 }
 
 }  // namespace

@@ -320,6 +320,53 @@ TEST_P(WaitlistStoreContract, FirstFittingNeverPassesOverAnEarlierCompatibleEntr
   }
 }
 
+TEST_P(WaitlistStoreContract, FirstFittingFindsASmallEntryBehindALongLineOfLargerOnes) {
+  // However long the run of entries that want too much, the first that fits is found: no store
+  // may give up after looking at some of them.
+  constexpr int kLarge = 300;
+  for (int i = 0; i < kLarge; ++i) {
+    joined(store(), entry("wl_big" + std::to_string(i), "big" + std::to_string(i),
+                          5 + static_cast<uint32_t>(i % 4)));
+  }
+  joined(store(), entry("wl_small", "small", 2));
+  joined(store(), entry("wl_smallest", "smallest", 1));
+
+  const auto found = store().first_fitting(kEvent, kFloor, 4);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, "wl_small");
+  EXPECT_EQ(found->position, static_cast<uint64_t>(kLarge + 1));
+  EXPECT_EQ(id_or_none(store().first_fitting(kEvent, kFloor, 1)), "wl_smallest");
+  EXPECT_EQ(id_or_none(store().first_fitting(kEvent, kFloor, 7)), "wl_big0");
+  EXPECT_EQ(id_or_none(store().first_fitting(kEvent, kFloor, 6)), "wl_big0");
+  moved(store(), "wl_big0", S::waiting, S::left, kT0);
+  EXPECT_EQ(id_or_none(store().first_fitting(kEvent, kFloor, 6)), "wl_big1");
+  EXPECT_EQ(id_or_none(store().first_fitting(kEvent, kFloor, 5)), "wl_big4");
+}
+
+// --- names -------------------------------------------------------------------------------------
+
+TEST_P(WaitlistStoreContract, NamesWithSeparatorsInThemKeepTheirLinesApart) {
+  // Whatever a store builds its keys from, "a:b" + "c" and "a" + "b:c" are different lines.
+  joined(store(), entry("wl_1", "alice", 1, "c", "a:b"));
+  EXPECT_EQ(joined(store(), entry("wl_2", "alice", 1, "b:c", "a")).position, 1u);
+  EXPECT_EQ(joined(store(), entry("wl_3", "bob", 1, "}{", "{a}")).position, 1u);
+  EXPECT_EQ(joined(store(), entry("wl_4", "carol", 1, "}{", "{a}")).position, 2u);
+  EXPECT_EQ(store().waiting_count("a:b", "c"), 1u);
+  EXPECT_EQ(store().waiting_count("a", "b:c"), 1u);
+  EXPECT_EQ(store().waiting_count("a", "b"), 0u);
+  EXPECT_EQ(store().waiting_count("{a}", "}{"), 2u);
+  EXPECT_EQ(show(store().counts("a:b")), "waiting=1 offered=0 converted=0 expired=0 left=0");
+  EXPECT_EQ(show(store().counts("a")), "waiting=1 offered=0 converted=0 expired=0 left=0");
+  using P = std::pair<std::string, std::string>;
+  EXPECT_THAT(pairs_of(store().active_sections()),
+              UnorderedElementsAre(P{"a:b", "c"}, P{"a", "b:c"}, P{"{a}", "}{"}));
+  EXPECT_EQ(id_or_none(store().first_fitting("{a}", "}{", 1)), "wl_3");
+  const auto got = store().get("wl_2");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->event_id, "a");
+  EXPECT_EQ(got->section, "b:c");
+}
+
 // --- transitions -------------------------------------------------------------------------------
 
 TEST_P(WaitlistStoreContract, AnOfferIsRecordedAndFoundByItsHold) {

@@ -40,9 +40,22 @@ TEST(Cli, BadSettingsStopWithOneClearMessage) {
   EXPECT_NE(bad_number.output.find("BOXOFFICE_WORKER_THREADS"), std::string::npos)
       << bad_number.output;
 
-  auto later = run({"serve", data, "--redis-url", "redis://127.0.0.1:6379"});
+  auto later = run({"serve", data, "--roles", "gateway"});
   EXPECT_EQ(later.exit_code, 2);
-  EXPECT_NE(later.output.find("--redis-url"), std::string::npos) << later.output;
+  EXPECT_NE(later.output.find("--roles"), std::string::npos) << later.output;
+
+  // An engine that does not answer, or a URL of the wrong kind: one line naming the setting.
+  const auto nobody = "redis://127.0.0.1:" + std::to_string(free_port());
+  auto no_redis = run({"serve", data, "--redis-url", nobody});
+  EXPECT_EQ(no_redis.exit_code, 2);
+  EXPECT_NE(no_redis.output.find("redis_url"), std::string::npos) << no_redis.output;
+  auto wrong_scheme = run({"serve", data, "--redis-url", "http://127.0.0.1:6379"});
+  EXPECT_EQ(wrong_scheme.exit_code, 2);
+  EXPECT_NE(wrong_scheme.output.find("redis_url"), std::string::npos) << wrong_scheme.output;
+  auto no_nats =
+      run({"serve", data, "--nats-url", "nats://127.0.0.1:" + std::to_string(free_port())});
+  EXPECT_EQ(no_nats.exit_code, 2);
+  EXPECT_NE(no_nats.output.find("nats_url"), std::string::npos) << no_nats.output;
 
   const auto file = dir.path() / "boxoffice.toml";
   std::ofstream(file) << "listen = \"127.0.0.1:1\"\ncolour = \"red\"\n";

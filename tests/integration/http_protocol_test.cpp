@@ -208,12 +208,14 @@ TEST_F(ProtocolTest, HealthAndReadiness) {
   ASSERT_TRUE(body["engines"].is_object()) << r.body;
   const auto& engines = body["engines"].as_object();
   EXPECT_GE(engines.size(), 2u) << r.body;  // the seat lock store and the bookings database
-  bool names_sqlite = false;
-  for (const auto& engine : engines) {
-    EXPECT_EQ(engine.value(), "ok") << engine.key();
-    names_sqlite = names_sqlite || engine.key().find("sqlite") != std::string_view::npos;
-  }
-  EXPECT_TRUE(names_sqlite) << r.body;
+  for (const auto& engine : engines) EXPECT_EQ(engine.value(), "ok") << engine.key();
+  const std::vector<std::string> expected =
+      production_engines_requested()
+          ? std::vector<std::string>{"seat_lock_store:redis", "bookings_db:postgres",
+                                     "waitlist_store:redis", "payment_queue:jetstream"}
+          : std::vector<std::string>{"seat_lock_store:memory", "bookings_db:sqlite",
+                                     "waitlist_store:sqlite", "payment_queue:sqlite"};
+  for (const auto& name : expected) EXPECT_TRUE(engines.contains(name)) << name << " " << r.body;
 }
 
 int64_t counter(const std::string& metrics, const std::string& series) {

@@ -103,7 +103,9 @@ std::string read_file(const fs::path& path) {
 
 }  // namespace
 
-PostgresServer::PostgresServer() {
+PostgresServer::PostgresServer() : PostgresServer(Options{}) {}
+
+PostgresServer::PostgresServer(Options options) : options_(options) {
   give_to_server_user(dir_.path());
   const fs::path bindir = server_bindir();
   {
@@ -134,16 +136,31 @@ PostgresServer& PostgresServer::shared() {
   return server;
 }
 
-void PostgresServer::start() {
+void PostgresServer::crash() {
+  if (postmaster_ == nullptr || !postmaster_->running()) return;
+  postmaster_->kill(SIGQUIT);
+  (void)postmaster_->wait_exit(kStopTimeout);
+  postmaster_.reset();
+}
+
+void PostgresServer::start_again() {
+  crash();
+  start(/*keep_port=*/true);
+}
+
+bool PostgresServer::running() const { return postmaster_ != nullptr && postmaster_->running(); }
+
+void PostgresServer::start(bool keep_port) {
   const fs::path bindir = server_bindir();
   for (int attempt = 1; attempt <= kStartAttemptsMax; ++attempt) {
-    port_ = free_port();
+    if (!keep_port) port_ = free_port();
+    const std::string durable = options_.fsync ? "on" : "off";
     postmaster_ = std::make_unique<ChildProcess>(
-        as_server_user(
-            dir_.path(),
-            {(bindir / "postgres").string(), "-D", (dir_.path() / "data").string(), "-p",
-             std::to_string(port_), "-k", dir_.path().string(), "-c", "listen_addresses=127.0.0.1",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"}),
+        as_server_user(dir_.path(),
+                       {(bindir / "postgres").string(), "-D", (dir_.path() / "data").string(), "-p",
+                        std::to_string(port_), "-k", dir_.path().string(), "-c",
+                        "listen_addresses=127.0.0.1", "-c", "fsync=" + durable, "-c",
+                        "synchronous_commit=" + durable, "-c", "full_page_writes=" + durable}),
         std::vector<std::string>{}, dir_.path() / "postgres.log");
     const std::string ping = "host=127.0.0.1 port=" + std::to_string(port_) +
                              " user=postgres dbname=postgres connect_timeout=2";

@@ -12,7 +12,7 @@ namespace boxoffice::testing {
 /// A real PostgreSQL server for tests: `initdb` in a fresh temporary directory, then `postgres`
 /// on a free port of 127.0.0.1 (its Unix socket in that directory too). As root (CI), both run
 /// as the `postgres` user, since initdb refuses root. Durability is traded for speed
-/// (fsync=off): a test server never outlives a power cut.
+/// (fsync=off) unless Options::fsync asks for a server that flushes like a production one.
 ///
 /// The postmaster runs in the foreground as our ChildProcess rather than daemonized by
 /// `pg_ctl start`, so a test run that crashes cannot leave a server behind (the child gets
@@ -20,7 +20,15 @@ namespace boxoffice::testing {
 /// does (SIGQUIT to the postmaster), and the directory is removed with it. Not thread-safe.
 class PostgresServer {
  public:
+  struct Options {
+    /// Every commit waits for its WAL to reach the disk (fsync, synchronous_commit and
+    /// full_page_writes on): for measuring what durability costs. Off: a test server never
+    /// outlives a power cut.
+    bool fsync = false;
+  };
+
   PostgresServer();
+  explicit PostgresServer(Options options);
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
@@ -49,9 +57,18 @@ class PostgresServer {
   /// What the server logged so far, for failure messages.
   std::string log() const;
 
- private:
-  void start();
+  /// Stops the server as a crash would (immediate shutdown: clients are cut off, the WAL is
+  /// replayed at the next start) and waits for it to exit.
+  void crash();
+  /// Starts it again after crash(), on the same port and data directory.
+  void start_again();
+  bool running() const;
 
+ private:
+  /// On a free port, or on the current one when `keep_port`.
+  void start(bool keep_port = false);
+
+  Options options_;
   TempDir dir_;
   uint16_t port_ = 0;
   std::unique_ptr<ChildProcess> postmaster_;

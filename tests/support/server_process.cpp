@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
@@ -45,6 +46,10 @@ ServerProcess::ServerProcess(ServerOptions options)
       data_dir_(options_.data_dir.empty() ? work_dir_.path() / "data" : options_.data_dir),
       port_(free_port()),
       secret_(jwt::random_secret()) {
+  const bool production = options_.engines == ServerOptions::Engines::production ||
+                          (options_.engines == ServerOptions::Engines::from_environment &&
+                           production_engines_requested());
+  if (production) engines_ = std::make_unique<ProductionEngines>();
   std::filesystem::create_directories(data_dir_);
   start();
 }
@@ -57,6 +62,15 @@ void ServerProcess::start() {
       data_dir_.string(),
       // One argument: a base64url secret may begin with '-', which a parser would take for a flag.
       "--jwt-secret=" + secret_};
+  if (engines_) {
+    for (auto& flag : engines_->serve_flags()) {
+      const auto name = flag.substr(0, flag.find('=') + 1);  // "--redis-url="
+      const bool overridden =
+          std::any_of(options_.args.begin(), options_.args.end(),
+                      [&](const std::string& a) { return a.starts_with(name); });
+      if (!overridden) argv.push_back(std::move(flag));
+    }
+  }
   argv.insert(argv.end(), options_.args.begin(), options_.args.end());
   process_ = std::make_unique<ChildProcess>(std::move(argv), options_.env,
                                             work_dir_.path() / "server.log");

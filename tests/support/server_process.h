@@ -11,6 +11,7 @@
 
 #include "support/child_process.h"
 #include "support/http_client.h"
+#include "support/production_engines.h"
 #include "support/temp_dir.h"
 
 namespace boxoffice::testing {
@@ -25,9 +26,16 @@ struct ServerOptions {
   /// Empty: a temporary directory removed with the ServerProcess.
   std::filesystem::path data_dir;
   std::chrono::milliseconds ready_timeout{std::chrono::seconds(10)};
+  /// Where seat locks, bookings, the waitlist and the payment queue live. `from_environment`:
+  /// production when BOXOFFICE_TEST_ENGINES=production (the suites run once embedded and once
+  /// so), else embedded.
+  enum class Engines { from_environment, embedded, production };
+  Engines engines = Engines::from_environment;
 };
 
-/// Starts `<binary> serve --listen 127.0.0.1:<port> --data-dir <dir> --jwt-secret=<random>` and
+/// Starts `<binary> serve --listen 127.0.0.1:<port> --data-dir <dir> --jwt-secret=<random>` (and,
+/// in production mode, the URLs of a Redis, a PostgreSQL database and a NATS server of its own,
+/// unless the test passes its own) and
 /// returns once GET /healthz answers 200. Throws std::runtime_error carrying the server's log when
 /// it exits or is not ready in time. Destruction SIGKILLs a server still running. Output of every
 /// run, restarts included, is appended to one log.
@@ -59,6 +67,8 @@ class ServerProcess {
   void restart();
 
   bool running() { return process_ && process_->running(); }
+  /// The engines behind the server in production mode; nullptr when embedded.
+  ProductionEngines* engines() { return engines_.get(); }
   std::string log() const;
   ChildProcess& process() { return *process_; }
 
@@ -67,6 +77,7 @@ class ServerProcess {
 
   ServerOptions options_;
   std::filesystem::path binary_;
+  std::unique_ptr<ProductionEngines> engines_;  // outlives every restart of the server
   TempDir work_dir_;
   std::filesystem::path data_dir_;
   uint16_t port_ = 0;

@@ -204,6 +204,10 @@ bool PgConnection::healthy() const {
          PQtransactionStatus(conn_) != PQTRANS_ACTIVE;
 }
 
+bool PgConnection::transaction_aborted() const {
+  return PQtransactionStatus(conn_) == PQTRANS_INERROR;
+}
+
 bool PgConnection::in_transaction() const {
   const PGTransactionStatusType status = PQtransactionStatus(conn_);
   return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
@@ -226,6 +230,10 @@ PgTransaction::~PgTransaction() {
 }
 
 void PgTransaction::commit() {
+  if (connection_.transaction_aborted()) {
+    rollback();
+    throw StorageError("postgres: commit of a transaction a failed statement aborted");
+  }
   open_ = false;  // whatever COMMIT answers, the transaction is over
   connection_.query(kCommit);
 }

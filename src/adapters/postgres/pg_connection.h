@@ -103,6 +103,9 @@ class PgConnection {
   // False once the connection broke; the pool replaces it.
   bool healthy() const;
   bool in_transaction() const;
+  // Inside a transaction that a failed statement aborted: only a ROLLBACK (TO SAVEPOINT) works
+  // now, and a COMMIT would quietly roll back.
+  bool transaction_aborted() const;
 
  private:
   struct Param {
@@ -140,8 +143,11 @@ class PgTransaction {
   PgTransaction(const PgTransaction&) = delete;
   PgTransaction& operator=(const PgTransaction&) = delete;
 
+  // Throws StorageError, committing nothing, when a statement failed since the last savepoint
+  // rolled back to: PostgreSQL would answer such a COMMIT by rolling back.
   void commit();
   void rollback();
+  bool open() const { return open_; }
 
  private:
   PgConnection& connection_;
@@ -184,6 +190,8 @@ class PgPool {
   };
 
   Lease acquire();
+  // Connections open at most.
+  size_t size() const { return size_; }
 
  private:
   void give_back(std::unique_ptr<PgConnection> connection);

@@ -1,7 +1,8 @@
 #include "adapters/postgres/pg_schema.h"
 
+#include <algorithm>
 #include <iterator>
-#include <string>
+#include <set>
 
 namespace boxoffice {
 
@@ -15,11 +16,19 @@ constexpr PgMigration kMigrations[] = {
 // at once apply each migration once, in order. (The key is arbitrary, fixed, and ours.)
 constexpr int64_t kMigrationLockKey = 0x626f786f6666;  // "boxoff"
 
+// `boxoffice migrate` connects once; a migration may run long, so no statement timeout (0).
+constexpr Millis kMigrateStatementTimeout{0};
+
 constexpr PgQuery kTakeMigrationLock{"migrations.lock", "SELECT pg_advisory_xact_lock($1)"};
 constexpr PgQuery kCreateMigrationsTable{"migrations.create_table",
                                          "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                          "version bigint PRIMARY KEY, name text NOT NULL, "
                                          "applied_at timestamptz NOT NULL DEFAULT now())"};
+// Read without creating the table: a process that only checks changes nothing.
+constexpr PgQuery kMigrationsTableExists{"migrations.table_exists",
+                                         "SELECT to_regclass('schema_migrations') IS NOT NULL"};
+constexpr PgQuery kAppliedMigrations{"migrations.applied_all",
+                                     "SELECT version FROM schema_migrations ORDER BY version"};
 constexpr PgQuery kNewestMigration{"migrations.newest",
                                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"};
 constexpr PgQuery kMigrationApplied{"migrations.applied",
@@ -27,24 +36,42 @@ constexpr PgQuery kMigrationApplied{"migrations.applied",
 constexpr PgQuery kRecordMigration{"migrations.record",
                                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"};
 
+[[noreturn]] void throw_newer(int64_t version) {
+  throw StorageError("postgres: the bookings database has schema version " +
+                     std::to_string(version) + ", newer than this build knows (" +
+                     std::to_string(postgres_schema_version_needed()) + ")");
+}
+
 }  // namespace
 
 std::span<const PgMigration> postgres_migrations() { return kMigrations; }
 
-void migrate_postgres(PgConnection& connection) {
-  const int64_t known = kMigrations[std::size(kMigrations) - 1].version;
+int64_t postgres_schema_version_needed() { return kMigrations[std::size(kMigrations) - 1].version; }
+
+PgSchemaStatus postgres_schema_status(PgConnection& connection) {
+  PgSchemaStatus status;
+  std::set<int64_t> applied;
+  if (connection.query(kMigrationsTableExists).boolean(0, 0)) {
+    const PgResult rows = connection.query(kAppliedMigrations);
+    for (int row = 0; row < rows.rows(); ++row) applied.insert(rows.int64(row, 0));
+  }
+  if (!applied.empty()) status.version = *applied.rbegin();
+  for (const auto& migration : kMigrations) {
+    if (!applied.contains(migration.version)) status.pending.push_back(migration);
+  }
+  return status;
+}
+
+std::vector<PgMigration> migrate_postgres(PgConnection& connection) {
   {
     PgTransaction tx(connection);
     connection.query(kTakeMigrationLock, kMigrationLockKey);
     connection.query(kCreateMigrationsTable);
     const int64_t newest = connection.query(kNewestMigration).int64(0, 0);
-    if (newest > known) {
-      throw StorageError("postgres: the bookings database has schema version " +
-                         std::to_string(newest) + ", newer than this build knows (" +
-                         std::to_string(known) + ")");
-    }
+    if (newest > postgres_schema_version_needed()) throw_newer(newest);
     tx.commit();
   }
+  std::vector<PgMigration> applied;
   for (const auto& migration : kMigrations) {
     PgTransaction tx(connection);
     connection.query(kTakeMigrationLock, kMigrationLockKey);
@@ -55,7 +82,30 @@ void migrate_postgres(PgConnection& connection) {
         migration.sql);
     connection.query(kRecordMigration, migration.version, migration.name);
     tx.commit();
+    applied.push_back(migration);
   }
+  return applied;
+}
+
+void check_postgres_schema(PgConnection& connection) {
+  const PgSchemaStatus status = postgres_schema_status(connection);
+  if (status.version > postgres_schema_version_needed()) throw_newer(status.version);
+  if (!status.pending.empty()) {
+    throw StorageError("the bookings database is at schema version " +
+                       std::to_string(status.version) + ", this build needs " +
+                       std::to_string(postgres_schema_version_needed()) +
+                       ": run `boxoffice migrate`");
+  }
+}
+
+std::vector<PgMigration> migrate_postgres(const std::string& url) {
+  PgConnection connection(url, PgPool::connect_timeout_default, kMigrateStatementTimeout);
+  return migrate_postgres(connection);
+}
+
+PgSchemaStatus postgres_schema_status(const std::string& url) {
+  PgConnection connection(url, PgPool::connect_timeout_default, kMigrateStatementTimeout);
+  return postgres_schema_status(connection);
 }
 
 }  // namespace boxoffice

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <set>
 #include <string_view>
 #include <thread>
+#include <tuple>
 
 #include <boost/json.hpp>
 
@@ -63,6 +65,11 @@ constexpr PgQuery kClaimFences{
     "ON CONFLICT (event_id, resource) DO UPDATE SET fence = excluded.fence "
     "WHERE excluded.fence >= seat_fences.fence "
     "RETURNING resource"};
+
+// One checkout of a group-commit batch: its refusal undoes its own writes only.
+constexpr PgQuery kSavepoint{"checkout.savepoint", "SAVEPOINT checkout"};
+constexpr PgQuery kReleaseSavepoint{"checkout.release", "RELEASE SAVEPOINT checkout"};
+constexpr PgQuery kRollbackToSavepoint{"checkout.rollback_to", "ROLLBACK TO SAVEPOINT checkout"};
 
 #define BOOKING_COLUMNS                                                                         \
   "id, event_id, hold_id, buyer, section, quantity, amount, currency, payment_method, status, " \
@@ -235,12 +242,26 @@ auto PostgresBookingStore::with_retry(Body&& body) {
   }
 }
 
+PostgresBookingStore::PostgresBookingStore(const std::string& url,
+                                           const PostgresStoreOptions& options)
+    : pool_(url, options.connections, options.acquire_timeout),
+      group_commit_max_(std::clamp<size_t>(options.group_commit_max, 1,
+                                           PostgresStoreOptions::group_commit_max_limit)),
+      group_commit_batches_max_(std::clamp<size_t>(options.group_commit_batches_max, 1,
+                                                   std::max<size_t>(pool_.size() / 2, 1))),
+      acquire_timeout_(options.acquire_timeout) {
+  auto connection = pool_.acquire();
+  if (options.migrate) {
+    migrate_postgres(*connection);
+  } else {
+    check_postgres_schema(*connection);
+  }
+}
+
 PostgresBookingStore::PostgresBookingStore(const std::string& url, size_t connections,
                                            Millis acquire_timeout)
-    : pool_(url, connections, acquire_timeout) {
-  auto connection = pool_.acquire();
-  migrate_postgres(*connection);
-}
+    : PostgresBookingStore(url, PostgresStoreOptions{.connections = connections,
+                                                     .acquire_timeout = acquire_timeout}) {}
 
 PostgresBookingStore::~PostgresBookingStore() = default;
 
@@ -279,104 +300,291 @@ std::vector<Event> PostgresBookingStore::list_events() {
   return events;
 }
 
-Result<Booking> PostgresBookingStore::create_booking(const CheckoutRequest& request) {
-  const Hold& hold = request.hold;
-  return with_retry([&](PgConnection& connection) -> Result<Booking> {
-    PgTransaction tx(connection);
+// --- checkout and group commit -----------------------------------------------------------------
 
-    // Before the expiry check: a retried checkout whose first answer was lost gets its booking,
-    // which stands whatever the time is now.
-    if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
-      return *std::move(existing);
-    }
-    if (!(request.now < hold.expires_at)) {
-      return make_error(Errc::hold_expired,
-                        "the hold expired at " + format_rfc3339(hold.expires_at));
-    }
+// A caller's checkout while it waits for, and rides in, a batch. It lives on the caller's stack;
+// the leader of its batch sets `result` or `error`, then `done` under queue_mutex_, and does not
+// touch it after that.
+struct PostgresBookingStore::QueuedCheckout {
+  explicit QueuedCheckout(const CheckoutRequest& checkout) : request(&checkout) {}
 
-    SectionKind kind = SectionKind::general;
-    {
-      const PgResult section = connection.query(kSelectSectionKind, hold.event_id, hold.section);
-      if (section.rows() == 0) {
-        return make_error(Errc::not_found,
-                          "no section \"" + hold.section + "\" in event \"" + hold.event_id + "\"");
-      }
-      kind = section.text(0, 0) == to_string(SectionKind::reserved) ? SectionKind::reserved
-                                                                    : SectionKind::general;
-    }
-    if (auto error = check_hold_shape(hold, kind)) return *std::move(error);
+  const CheckoutRequest* request;
+  std::condition_variable wake;  // answered, or a batch slot may be free for this caller to lead
+  bool done = false;
+  std::optional<Result<Booking>> result;
+  std::exception_ptr error;
+  int attempts = 0;  // transactions it took part in, for the bound on retries after a deadlock
+};
 
-    Booking booking;
-    booking.id = request.booking_id;
-    booking.event_id = hold.event_id;
-    booking.hold_id = hold.id;
-    booking.buyer = hold.buyer;
-    booking.section = hold.section;
-    booking.seats = hold.seats;
-    booking.quantity = hold.quantity;
-    booking.amount = hold.amount;
-    booking.currency = hold.currency;
-    booking.payment_method = request.payment_method;
-    booking.status = BookingStatus::pending_payment;
-    booking.fence = hold.fence;
-    booking.created_at = request.now;
-    booking.updated_at = request.now;
-    const std::string seats = encode_seats(booking.seats);
-    // First, so a second checkout of the same hold racing this one waits here on the unique
-    // hold_id, and then returns the booking this one committed.
-    try {
-      connection.query(kInsertBooking, booking.id, booking.event_id, booking.hold_id, booking.buyer,
-                       booking.section, booking.quantity, booking.amount, booking.currency,
-                       booking.payment_method, to_string(booking.status),
-                       static_cast<int64_t>(booking.fence), seats, to_unix_ms(booking.created_at),
-                       to_unix_ms(booking.updated_at), booking.payment_attempts, booking.last_error,
-                       to_unix_ms(hold.created_at), to_unix_ms(hold.expires_at));
-    } catch (const PgUniqueViolation& violation) {
-      tx.rollback();
-      if (violation.constraint() == "bookings_hold_id_key") {
-        if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
-          return *std::move(existing);
-        }
-        throw StorageError("postgres: a booking of hold " + hold.id + " vanished");
-      }
-      return make_error(Errc::conflict, "a booking with id \"" + booking.id + "\" already exists");
-    }
+// Where one checkout begins inside its batch's transaction, so that refusing it undoes its
+// writes only. A batch of one needs no savepoint (two round trips fewer): undoing it is rolling
+// the whole transaction back.
+class PostgresBookingStore::CheckoutScope {
+ public:
+  CheckoutScope(PgConnection& connection, PgTransaction& tx, bool savepoint)
+      : connection_(connection), tx_(tx), savepoint_(savepoint) {
+    if (savepoint_) connection_.query(kSavepoint);
+  }
+  CheckoutScope(const CheckoutScope&) = delete;
+  CheckoutScope& operator=(const CheckoutScope&) = delete;
 
-    if (kind == SectionKind::general) {
-      // Many holders share a general section, so a per-section fence would refuse valid holds;
-      // capacity and the expiry check are what protect it.
-      const PgResult taken =
-          connection.query(kTakeCapacity, hold.event_id, hold.section, hold.quantity);
-      if (taken.affected() == 0) {
-        return make_error(Errc::sold_out, "section \"" + hold.section + "\" is sold out");
-      }
+  // What the checkout wrote becomes part of the batch.
+  void keep() {
+    if (savepoint_ && !undone_) connection_.query(kReleaseSavepoint);
+  }
+  // What the checkout wrote is undone; the batch goes on. Also after a failed statement.
+  void undo() {
+    if (undone_) return;
+    undone_ = true;
+    if (savepoint_) {
+      connection_.query(kRollbackToSavepoint);
+      connection_.query(kReleaseSavepoint);  // so savepoints do not nest
     } else {
-      const std::set<std::string> claimed = first_column(
-          connection.query(kClaimFences, hold.event_id, seats, static_cast<int64_t>(hold.fence)));
-      for (const auto& seat : hold.seats) {
-        if (!claimed.contains(seat)) {
-          return make_error(Errc::hold_expired, "the hold was fenced out: seat " + seat +
-                                                    " was booked by a newer hold");
-        }
+      tx_.rollback();
+    }
+  }
+
+ private:
+  PgConnection& connection_;
+  PgTransaction& tx_;
+  bool savepoint_;
+  bool undone_ = false;
+};
+
+Result<Booking> PostgresBookingStore::checkout(PgConnection& connection,
+                                               const CheckoutRequest& request,
+                                               CheckoutScope& scope) {
+  const Hold& hold = request.hold;
+  // Before the expiry check: a retried checkout whose first answer was lost gets its booking,
+  // which stands whatever the time is now. (A checkout earlier in the same batch counts too.)
+  if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
+    return *std::move(existing);
+  }
+  if (!(request.now < hold.expires_at)) {
+    return make_error(Errc::hold_expired, "the hold expired at " + format_rfc3339(hold.expires_at));
+  }
+
+  SectionKind kind = SectionKind::general;
+  {
+    const PgResult section = connection.query(kSelectSectionKind, hold.event_id, hold.section);
+    if (section.rows() == 0) {
+      return make_error(Errc::not_found,
+                        "no section \"" + hold.section + "\" in event \"" + hold.event_id + "\"");
+    }
+    kind = section.text(0, 0) == to_string(SectionKind::reserved) ? SectionKind::reserved
+                                                                  : SectionKind::general;
+  }
+  if (auto error = check_hold_shape(hold, kind)) return *std::move(error);
+
+  Booking booking;
+  booking.id = request.booking_id;
+  booking.event_id = hold.event_id;
+  booking.hold_id = hold.id;
+  booking.buyer = hold.buyer;
+  booking.section = hold.section;
+  booking.seats = hold.seats;
+  booking.quantity = hold.quantity;
+  booking.amount = hold.amount;
+  booking.currency = hold.currency;
+  booking.payment_method = request.payment_method;
+  booking.status = BookingStatus::pending_payment;
+  booking.fence = hold.fence;
+  booking.created_at = request.now;
+  booking.updated_at = request.now;
+  const std::string seats = encode_seats(booking.seats);
+  // First, so a second checkout of the same hold racing this one waits here on the unique
+  // hold_id, and then returns the booking this one committed.
+  try {
+    connection.query(kInsertBooking, booking.id, booking.event_id, booking.hold_id, booking.buyer,
+                     booking.section, booking.quantity, booking.amount, booking.currency,
+                     booking.payment_method, to_string(booking.status),
+                     static_cast<int64_t>(booking.fence), seats, to_unix_ms(booking.created_at),
+                     to_unix_ms(booking.updated_at), booking.payment_attempts, booking.last_error,
+                     to_unix_ms(hold.created_at), to_unix_ms(hold.expires_at));
+  } catch (const PgUniqueViolation& violation) {
+    scope.undo();  // the failed insert aborted the transaction (or the savepoint)
+    if (violation.constraint() == "bookings_hold_id_key") {
+      if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
+        return *std::move(existing);
+      }
+      throw StorageError("postgres: a booking of hold " + hold.id + " vanished");
+    }
+    return make_error(Errc::conflict, "a booking with id \"" + booking.id + "\" already exists");
+  }
+
+  if (kind == SectionKind::general) {
+    // Many holders share a general section, so a per-section fence would refuse valid holds;
+    // capacity and the expiry check are what protect it.
+    const PgResult taken =
+        connection.query(kTakeCapacity, hold.event_id, hold.section, hold.quantity);
+    if (taken.affected() == 0) {
+      return make_error(Errc::sold_out, "section \"" + hold.section + "\" is sold out");
+    }
+  } else {
+    const std::set<std::string> claimed = first_column(
+        connection.query(kClaimFences, hold.event_id, seats, static_cast<int64_t>(hold.fence)));
+    for (const auto& seat : hold.seats) {
+      if (!claimed.contains(seat)) {
+        return make_error(Errc::hold_expired,
+                          "the hold was fenced out: seat " + seat + " was booked by a newer hold");
       }
     }
+  }
 
-    const std::set<std::string> inserted =
-        first_column(connection.query(kInsertSeats, booking.id, booking.event_id, seats));
-    std::vector<std::string> unavailable;
-    for (const auto& seat : booking.seats) {
-      if (!inserted.contains(seat)) unavailable.push_back(seat);
-    }
-    if (!unavailable.empty()) {
-      Error error = make_error(Errc::seats_unavailable, "some seats are already booked");
-      error.unavailable = std::move(unavailable);
-      return error;
+  const std::set<std::string> inserted =
+      first_column(connection.query(kInsertSeats, booking.id, booking.event_id, seats));
+  std::vector<std::string> unavailable;
+  for (const auto& seat : booking.seats) {
+    if (!inserted.contains(seat)) unavailable.push_back(seat);
+  }
+  if (!unavailable.empty()) {
+    Error error = make_error(Errc::seats_unavailable, "some seats are already booked");
+    error.unavailable = std::move(unavailable);
+    return error;
+  }
+
+  connection.query(kInsertOutbox, "charge", booking.id, to_unix_ms(request.now));
+  return booking;
+}
+
+void PostgresBookingStore::commit_batch(std::vector<QueuedCheckout*> batch) noexcept {
+  // One lock order for every batch (see the header). Stable: arrival order among equals.
+  static const std::string kNoSeat;
+  const auto lock_order = [](const QueuedCheckout* checkout) {
+    const Hold& hold = checkout->request->hold;
+    return std::tie(hold.event_id, hold.section, hold.seats.empty() ? kNoSeat : hold.seats[0]);
+  };
+  std::stable_sort(batch.begin(), batch.end(),
+                   [&](const QueuedCheckout* a, const QueuedCheckout* b) {
+                     return lock_order(a) < lock_order(b);
+                   });
+
+  struct Outcome {
+    std::optional<Result<Booking>> result;
+    std::exception_ptr error;
+    bool again = false;  // lost a deadlock or serialization failure: run it in a new transaction
+  };
+  for (int round = 1; !batch.empty(); ++round) {
+    std::vector<Outcome> outcomes(batch.size());
+    try {
+      auto connection = pool_.acquire();
+      PgTransaction tx(*connection);
+      const bool savepoints = batch.size() > 1;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        CheckoutScope scope(*connection, tx, savepoints);
+        try {
+          Result<Booking> result = checkout(*connection, *batch[i]->request, scope);
+          if (result.ok()) {
+            scope.keep();
+          } else {
+            scope.undo();
+          }
+          outcomes[i].result = std::move(result);
+        } catch (const PgRetryable&) {
+          // Lost a deadlock: undone here, run again in the next transaction, after this one
+          // has committed what the lock holders may be waiting for.
+          if (!connection->healthy()) throw;
+          scope.undo();
+          outcomes[i] = Outcome{std::nullopt, std::current_exception(), true};
+        } catch (const StorageError&) {
+          // A broken connection fails the whole batch (below); any other failure of a statement
+          // (a timeout, say) fails this checkout only, and the next one starts from its savepoint.
+          if (!connection->healthy()) throw;
+          scope.undo();
+          outcomes[i] = Outcome{std::nullopt, std::current_exception(), false};
+        }
+      }
+      if (tx.open()) tx.commit();
+    } catch (const PgRetryable&) {
+      // The transaction failed as a whole and committed nothing: all of it runs again.
+      for (auto& outcome : outcomes)
+        outcome = Outcome{std::nullopt, std::current_exception(), true};
+    } catch (...) {
+      // Committed or not, we cannot tell (a broken connection, a COMMIT without an answer): a
+      // StorageError for every caller, whose retry is safe since checkout is idempotent per hold.
+      for (auto& outcome : outcomes)
+        outcome = Outcome{std::nullopt, std::current_exception(), false};
     }
 
-    connection.query(kInsertOutbox, "charge", booking.id, to_unix_ms(request.now));
-    tx.commit();
-    return booking;
-  });
+    transactions_run_.fetch_add(1, std::memory_order_relaxed);
+    std::vector<QueuedCheckout*> again;
+    {
+      std::lock_guard lock(queue_mutex_);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        QueuedCheckout& checkout = *batch[i];
+        Outcome& outcome = outcomes[i];
+        if (outcome.again && ++checkout.attempts < attempts_max) {
+          again.push_back(&checkout);
+          continue;
+        }
+        checkouts_answered_.fetch_add(1, std::memory_order_relaxed);
+        checkout.result = std::move(outcome.result);
+        checkout.error = outcome.error;
+        checkout.done = true;
+        // Under the lock: once it is released, the caller may return and destroy `checkout`.
+        checkout.wake.notify_one();
+      }
+    }
+    batch = std::move(again);
+    // The winner of the conflict is about to commit; a short, growing pause lets it.
+    if (!batch.empty()) std::this_thread::sleep_for(std::chrono::milliseconds{round * round});
+  }
+}
+
+PostgresBookingStore::GroupCommitCounters PostgresBookingStore::group_commit_counters() const {
+  return {transactions_run_.load(std::memory_order_relaxed),
+          checkouts_answered_.load(std::memory_order_relaxed)};
+}
+
+Result<Booking> PostgresBookingStore::create_booking(const CheckoutRequest& request) {
+  QueuedCheckout mine(request);
+  const auto answer = [&mine]() -> Result<Booking> {
+    if (mine.error) std::rethrow_exception(mine.error);
+    return *std::move(mine.result);
+  };
+  if (group_commit_max_ == 1) {
+    commit_batch({&mine});
+    return answer();
+  }
+
+  std::unique_lock lock(queue_mutex_);
+  if (!queue_has_room_.wait_for(lock, acquire_timeout_,
+                                [this] { return queue_.size() < checkouts_queued_max; })) {
+    throw StorageError("postgres: " + std::to_string(checkouts_queued_max) +
+                       " checkouts are already waiting to be committed");
+  }
+  queue_.push_back(&mine);
+  // Wakes the oldest waiter other than this caller when a batch slot is free, to lead the next
+  // batch (this caller leads by itself when it loops).
+  const auto wake_next_leader = [&] {
+    if (batches_in_flight_ == group_commit_batches_max_) return;
+    for (QueuedCheckout* queued : queue_) {
+      if (queued != &mine) {
+        queued->wake.notify_one();
+        return;
+      }
+    }
+  };
+  while (!mine.done) {
+    if (batches_in_flight_ == group_commit_batches_max_ || queue_.empty()) {
+      mine.wake.wait(lock);
+      continue;
+    }
+    // Lead: commit the oldest queued checkouts, which may or may not include this caller's.
+    const auto taken = static_cast<std::ptrdiff_t>(std::min(queue_.size(), group_commit_max_));
+    std::vector<QueuedCheckout*> batch(queue_.begin(), queue_.begin() + taken);
+    queue_.erase(queue_.begin(), queue_.begin() + taken);
+    ++batches_in_flight_;
+    queue_has_room_.notify_all();
+    wake_next_leader();
+    lock.unlock();
+    commit_batch(std::move(batch));
+    lock.lock();
+    --batches_in_flight_;
+    wake_next_leader();
+  }
+  lock.unlock();
+  return answer();
 }
 
 std::optional<Booking> PostgresBookingStore::get_booking(const std::string& booking_id) {

@@ -1,0 +1,452 @@
+#include "adapters/redis/redis_seat_lock_scripts.h"
+
+namespace boxoffice::redis_seat_locks {
+
+namespace {
+
+// The shared start of every section script.
+//
+// Keys (one hash tag, so one slot):
+//   M  meta hash: ready, init, kind, capacity, rows, leaves, held, sold, waitlisted, fence,
+//      returned (expiry gave seats back since the last sweep)
+//   S  seat states, one byte per seat at its flat index: 0 free, 1 held, 2 sold (bytes past the
+//      end of the string read as free, so a new section costs nothing)
+//   T  per-row summaries: a max segment tree of each row's longest free run, uint16 big-endian
+//      per node, heap layout from node 1 (node i at byte 2i), leaves at [leaves, 2 * leaves)
+//   R  row offsets: uint32 big-endian flat index of each row's first seat, rows + 1 entries
+//   X  active holds by expires_at (ms)
+//   H  hold records by hold id: "status|sold|quantity|created|expires|fence|seats|buyer", status
+//      a(ctive) c(hecked out) x (expired) r(eleased); seats "index.row,index.row..." (reserved)
+//   F  finished holds by the time they are forgotten (now + retention, judged by the given now)
+constexpr const char* kPrelude = R"lua(
+local M, S, T, R, X, H, F = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local NOW, RETENTION = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- Forgetting finished holds is housekeeping, not correctness: a bounded amount per call.
+local FORGET_PER_CALL = 256
+
+local function fmt(n) return string.format('%d', n) end
+
+local meta = {}
+local function load_meta()
+  local v = redis.call('HMGET', M, 'ready', 'kind', 'capacity', 'held', 'sold', 'waitlisted',
+                       'leaves', 'fence')
+  meta.ready = v[1] == '1'
+  meta.reserved = v[2] == 'reserved'
+  meta.capacity = tonumber(v[3]) or 0
+  meta.held = tonumber(v[4]) or 0
+  meta.sold = tonumber(v[5]) or 0
+  meta.waitlisted = tonumber(v[6]) or 0
+  meta.leaves = tonumber(v[7]) or 1
+  meta.fence = tonumber(v[8]) or 0
+end
+
+local function add_count(field, delta)
+  meta[field] = meta[field] + delta
+  redis.call('HINCRBY', M, field, delta)
+end
+
+local function u16(s, i)
+  local a, b = string.byte(s, i, i + 1)
+  return (a or 0) * 256 + (b or 0)
+end
+local function u32(s, i)
+  local a, b, c, d = string.byte(s, i, i + 3)
+  return (((a or 0) * 256 + (b or 0)) * 256 + (c or 0)) * 256 + (d or 0)
+end
+local function tree_node(i) return u16(redis.call('GETRANGE', T, 2 * i, 2 * i + 1), 1) end
+local function tree_children(i)
+  local c = redis.call('GETRANGE', T, 4 * i, 4 * i + 3)
+  return u16(c, 1), u16(c, 3)
+end
+local function set_tree_node(i, v)
+  redis.call('SETRANGE', T, 2 * i, string.char(math.floor(v / 256), v % 256))
+end
+local function row_bounds(r)
+  local s = redis.call('GETRANGE', R, 4 * r, 4 * r + 7)
+  return u32(s, 1), u32(s, 5)
+end
+local function row_bytes(b, e)
+  if e <= b then return '' end
+  local bytes = redis.call('GETRANGE', S, b, e - 1)
+  if #bytes < e - b then bytes = bytes .. string.rep('\0', e - b - #bytes) end
+  return bytes
+end
+
+-- A row's longest free run changed: its leaf and the ancestors whose maximum changes with it.
+local function recompute_row(r)
+  local b, e = row_bounds(r)
+  local longest = 0
+  for run in string.gmatch(row_bytes(b, e), '%z+') do
+    if #run > longest then longest = #run end
+  end
+  local n = meta.leaves + r
+  if tree_node(n) == longest then return end
+  set_tree_node(n, longest)
+  n = math.floor(n / 2)
+  while n >= 1 do
+    local left, right = tree_children(n)
+    local v = math.max(left, right)
+    if tree_node(n) == v then return end
+    set_tree_node(n, v)
+    n = math.floor(n / 2)
+  end
+end
+
+local function mark_seats(seats, value, recompute)
+  local ch = string.char(value)
+  local rows = {}
+  for index, row in string.gmatch(seats, '(%d+)%.(%d+)') do
+    redis.call('SETRANGE', S, tonumber(index), ch)
+    rows[tonumber(row)] = true
+  end
+  if recompute then
+    for row in pairs(rows) do recompute_row(row) end
+  end
+end
+
+local function decode(text)
+  if not text then return nil end
+  local f, pos = {}, 1
+  for i = 1, 7 do
+    local sep = string.find(text, '|', pos, true)
+    f[i] = string.sub(text, pos, sep - 1)
+    pos = sep + 1
+  end
+  return {status = f[1], sold = f[2] == '1', q = tonumber(f[3]), created = tonumber(f[4]),
+          expires = tonumber(f[5]), fence = f[6], seats = f[7], buyer = string.sub(text, pos)}
+end
+local function encode(h)
+  return table.concat({h.status, h.sold and '1' or '0', fmt(h.q), fmt(h.created),
+                       fmt(h.expires), h.fence, h.seats, h.buyer}, '|')
+end
+local function save(id, h)
+  local text = encode(h)
+  redis.call('HSET', H, id, text)
+  return text
+end
+
+-- Frees a hold's seats (held, or sold by a checked-out hold) and finishes it.
+local function finish(id, h, status, at)
+  add_count(h.sold and 'sold' or 'held', -h.q)
+  if h.seats ~= '' then mark_seats(h.seats, 0, true) end
+  h.status, h.sold = status, false
+  redis.call('ZREM', X, id)
+  redis.call('ZADD', F, fmt(at + RETENTION), id)
+  return save(id, h)
+end
+
+-- Expires the active holds due at NOW (at most `limit`, -1: all) and forgets finished holds past
+-- retention. Returns how many expired.
+local function reclaim(limit)
+  local expired = 0
+  if limit ~= 0 then
+    local due = redis.call('ZRANGEBYSCORE', X, '-inf', ARGV[1], 'LIMIT', 0, limit)
+    for _, id in ipairs(due) do
+      local h = decode(redis.call('HGET', H, id))
+      if h and h.status == 'a' and h.expires <= NOW then
+        finish(id, h, 'x', h.expires)
+        expired = expired + 1
+      else
+        redis.call('ZREM', X, id)
+      end
+    end
+    if expired > 0 then redis.call('HSET', M, 'returned', '1') end
+  end
+  local old = redis.call('ZRANGEBYSCORE', F, '-inf', ARGV[1], 'LIMIT', 0, FORGET_PER_CALL)
+  for _, id in ipairs(old) do
+    redis.call('ZREM', F, id)
+    local h = decode(redis.call('HGET', H, id))
+    if h and (h.status == 'x' or h.status == 'r') then redis.call('HDEL', H, id) end
+  end
+  return expired
+end
+
+-- Every operation starts here: a section that was not restored is lost (or never opened).
+local function open(limit)
+  load_meta()
+  if not meta.ready then return false end
+  reclaim(limit or -1)
+  return true
+end
+)lua";
+
+}  // namespace
+
+std::string section_script(const char* body) { return std::string(kPrelude) + body; }
+
+// ARGV[3..]: hold id, buyer, quantity, expires_at, fence floor, for_waitlist (0/1),
+// mode "seats" followed by (flat index, row) pairs, or mode "best".
+// Replies: {"ok", fence, seats} | {"unavailable", position...} (0-based, in request order) |
+// {"sold_out", takeable, kept (0/1)} | {"duplicate"} | {"lost"}.
+const char* const kHoldScript = R"lua(
+-- Best available: n adjacent seats in the front-most row that has them, the run whose centre is
+-- nearest the row's centre (ties: lower seats); else the n free seats nearest the front.
+local function find_row(node, lo, hi, from, run)
+  if hi <= from or tree_node(node) < run then return nil end
+  if hi - lo == 1 then return lo end
+  local mid = lo + math.floor((hi - lo) / 2)
+  return find_row(2 * node, lo, mid, from, run) or find_row(2 * node + 1, mid, hi, from, run)
+end
+
+local function best_available(n)
+  local picked = {}
+  if tree_node(1) >= n then
+    local i = 1
+    while i < meta.leaves do
+      local left = tree_children(i)
+      if left >= n then i = 2 * i else i = 2 * i + 1 end
+    end
+    local r = i - meta.leaves
+    local b, e = row_bounds(r)
+    local centre2 = b + e - 1  -- twice the row's centre, in flat seat units
+    local ideal = (centre2 - n + 1) / 2
+    local best, best_distance
+    for pos, run in string.gmatch(row_bytes(b, e), '()(%z+)') do
+      if #run >= n then
+        local lo = b + pos - 1
+        local hi = lo + #run - n
+        for _, c in ipairs({math.floor(ideal), math.ceil(ideal)}) do
+          if c < lo then c = lo elseif c > hi then c = hi end
+          local d = math.abs(2 * c + n - 1 - centre2)
+          if best == nil or d < best_distance or (d == best_distance and c < best) then
+            best, best_distance = c, d
+          end
+        end
+      end
+    end
+    for k = 0, n - 1 do picked[#picked + 1] = fmt(best + k) .. '.' .. fmt(r) end
+    return table.concat(picked, ',')
+  end
+  local r = find_row(1, 0, meta.leaves, 0, 1)
+  while r and #picked < n do
+    local b, e = row_bounds(r)
+    for pos in string.gmatch(row_bytes(b, e), '()%z') do
+      picked[#picked + 1] = fmt(b + pos - 1) .. '.' .. fmt(r)
+      if #picked == n then break end
+    end
+    r = find_row(1, 0, meta.leaves, r + 1, 1)
+  end
+  return table.concat(picked, ',')
+end
+
+if not open() then return {'lost'} end
+local id, buyer, q, expires = ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local floor, for_waitlist, mode = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9]
+if redis.call('HEXISTS', H, id) == 1 then return {'duplicate'} end
+-- Seats that came back while buyers wait are theirs: the public sees them as taken.
+local kept = meta.waitlisted > 0 and not for_waitlist
+local seats = ''
+if mode == 'seats' then
+  local taken, parts = {}, {}
+  for i = 10, #ARGV, 2 do
+    local b = string.byte(redis.call('GETRANGE', S, ARGV[i], ARGV[i]))
+    if kept or (b and b ~= 0) then taken[#taken + 1] = (i - 10) / 2 end
+    parts[#parts + 1] = ARGV[i] .. '.' .. ARGV[i + 1]
+  end
+  if #taken > 0 then return {'unavailable', unpack(taken)} end
+  seats = table.concat(parts, ',')
+else
+  local takeable = meta.capacity - meta.held - meta.sold
+  if kept then takeable = 0 end
+  if takeable < q then return {'sold_out', takeable, kept and 1 or 0} end
+  if meta.reserved then seats = best_available(q) end
+end
+if seats ~= '' then mark_seats(seats, 1, true) end
+add_count('held', q)
+local fence = math.max(meta.fence, floor) + 1
+redis.call('HSET', M, 'fence', fmt(fence))
+save(id, {status = 'a', sold = false, q = q, created = NOW, expires = expires, fence = fmt(fence),
+          seats = seats, buyer = buyer})
+redis.call('ZADD', X, fmt(expires), id)
+return {'ok', fmt(fence), seats}
+)lua";
+
+// ARGV[3]: hold id. Replies: {"ok", record} | {"not_found"} | {"lost"}.
+const char* const kGetScript = R"lua(
+if not open() then return {'lost'} end
+local text = redis.call('HGET', H, ARGV[3])
+if not text then return {'not_found'} end
+return {'ok', text}
+)lua";
+
+// ARGV[3]: hold id. Replies: {"ok", record} | {"expired"} | {"released"} | {"checked_out"} |
+// {"not_found"} | {"lost"}.
+const char* const kReleaseScript = R"lua(
+if not open() then return {'lost'} end
+local id = ARGV[3]
+local h = decode(redis.call('HGET', H, id))
+if not h then return {'not_found'} end
+if h.status == 'x' then return {'expired'} end
+if h.status == 'r' then return {'released'} end
+if h.status == 'c' then return {'checked_out'} end
+return {'ok', finish(id, h, 'r', NOW)}
+)lua";
+
+// ARGV[3]: hold id. Replies: {"ok", record before} | {"expired"} | {"released"} |
+// {"checked_out"} | {"not_found"} | {"lost"}.
+const char* const kCheckoutScript = R"lua(
+if not open() then return {'lost'} end
+local id = ARGV[3]
+local text = redis.call('HGET', H, id)
+local h = decode(text)
+if not h then return {'not_found'} end
+if h.status == 'x' then return {'expired'} end
+if h.status == 'r' then return {'released'} end
+if h.status == 'c' then return {'checked_out'} end
+h.status = 'c'
+save(id, h)
+redis.call('ZREM', X, id)  -- from now on expiry no longer frees its seats
+return {'ok', text}
+)lua";
+
+// ARGV[3]: hold id, ARGV[4]: keep (0/1). NOW is 0: nothing is judged expired here; a kept hold
+// goes back to the expiry set and the next call judges it.
+// Replies: {"kept", record} | {"released", record} | {"noop"} | {"lost"}.
+const char* const kAbortScript = R"lua(
+if not open() then return {'lost'} end
+local id = ARGV[3]
+local h = decode(redis.call('HGET', H, id))
+if not h or h.status ~= 'c' then return {'noop'} end
+if ARGV[4] == '1' then
+  h.status = 'a'
+  local text = save(id, h)
+  redis.call('ZADD', X, fmt(h.expires), id)
+  return {'kept', text}
+end
+return {'released', finish(id, h, 'r', h.expires)}
+)lua";
+
+// ARGV[3]: hold id. Replies: {"ok"} | {"invalid_state"} | {"not_found"} | {"lost"}.
+const char* const kMarkSoldScript = R"lua(
+if not open() then return {'lost'} end
+local id = ARGV[3]
+local h = decode(redis.call('HGET', H, id))
+if not h then return {'not_found'} end
+if h.status ~= 'c' then return {'invalid_state'} end
+if h.sold then return {'ok'} end
+add_count('held', -h.q)
+add_count('sold', h.q)
+if h.seats ~= '' then mark_seats(h.seats, 2, false) end  -- taken either way: no row changes
+h.sold = true
+save(id, h)
+return {'ok'}
+)lua";
+
+// ARGV[3]: hold id. Replies: {"ok", record} | {"already", record} | {"invalid_state"} |
+// {"not_found"} | {"lost"}.
+const char* const kReleaseBookedScript = R"lua(
+if not open() then return {'lost'} end
+local id = ARGV[3]
+local text = redis.call('HGET', H, id)
+local h = decode(text)
+if not h then return {'not_found'} end
+if h.status == 'r' then return {'already', text} end
+if h.status ~= 'c' then return {'invalid_state'} end
+return {'ok', finish(id, h, 'r', NOW)}
+)lua";
+
+// Replies: {"ok", capacity, held, sold, waitlisted} | {"lost"}.
+const char* const kCountsScript = R"lua(
+if not open() then return {'lost'} end
+return {'ok', meta.capacity, meta.held, meta.sold, meta.waitlisted}
+)lua";
+
+// ARGV[3], ARGV[4]: flat seat range [begin, end). Replies: {"ok", bytes, waitlisted} | {"lost"}.
+// Bytes past the end of the state string are free and may be missing from the reply.
+const char* const kSeatMapScript = R"lua(
+if not open() then return {'lost'} end
+local b, e = tonumber(ARGV[3]), tonumber(ARGV[4])
+local bytes = ''
+if e > b then bytes = redis.call('GETRANGE', S, b, e - 1) end
+return {'ok', bytes, meta.waitlisted}
+)lua";
+
+// ARGV[3]: most holds to expire (0: only report). Clears the "returned" flag.
+// Replies: {"ok", expired, returned (0/1)} | {"lost"}.
+const char* const kSweepScript = R"lua(
+load_meta()
+if not meta.ready then return {'lost'} end
+local expired = reclaim(tonumber(ARGV[3]))
+local returned = redis.call('HGET', M, 'returned')
+redis.call('HDEL', M, 'returned')
+return {'ok', expired, returned == '1' and 1 or 0}
+)lua";
+
+// ARGV[3]: init (0/1), ARGV[4]: last chunk (0/1), then when init: ARGV[5..10] kind, capacity,
+// rows, leaves, row offsets, tree; then claims from ARGV[11], 7 each: hold id, buyer, quantity,
+// sold (0/1), created, expires, seats.
+// A section already ready is left alone. The first chunk (init) lays the section out; claims
+// already present are skipped; the last chunk opens the section.
+// Replies: {"ok"} | {"ready"} | {"uninit"} (a later chunk found no layout: engine restarted).
+const char* const kRestoreSectionScript = R"lua(
+load_meta()
+if meta.ready then return {'ready'} end
+if redis.call('HGET', M, 'init') ~= '1' then
+  if ARGV[3] ~= '1' then return {'uninit'} end
+  redis.call('DEL', S, T, R, X, H, F)
+  redis.call('HDEL', M, 'returned')
+  redis.call('HSET', M, 'kind', ARGV[5], 'capacity', ARGV[6], 'rows', ARGV[7], 'leaves', ARGV[8],
+             'held', 0, 'sold', 0, 'fence', 0, 'init', 1)
+  if ARGV[5] == 'reserved' then
+    redis.call('SET', R, ARGV[9])
+    redis.call('SET', T, ARGV[10])
+  end
+  load_meta()
+end
+local rows = {}
+for i = 11, #ARGV, 7 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', H, id) == 0 then
+    local q, sold, seats = tonumber(ARGV[i + 2]), ARGV[i + 3] == '1', ARGV[i + 6]
+    local ch = string.char(sold and 2 or 1)
+    for index, row in string.gmatch(seats, '(%d+)%.(%d+)') do
+      redis.call('SETRANGE', S, tonumber(index), ch)
+      rows[tonumber(row)] = true
+    end
+    add_count(sold and 'sold' or 'held', q)
+    save(id, {status = 'c', sold = sold, q = q, created = tonumber(ARGV[i + 4]),
+              expires = tonumber(ARGV[i + 5]), fence = '0', seats = seats, buyer = ARGV[i + 1]})
+  end
+end
+for row in pairs(rows) do recompute_row(row) end
+if ARGV[4] == '1' then redis.call('HSET', M, 'ready', 1) end
+return {'ok'}
+)lua";
+
+// Buyer claims: KEYS[1] the bucket's ready marker, KEYS[2] the buyer's claims hash (hold id ->
+// "a|quantity|expires_at" for an active hold, "b|quantity|0" for a booked one).
+// ARGV: now, hold id, quantity, cap, expires_at. Drops the buyer's active claims expired at now,
+// then reserves the quantity if the cap allows.
+// Replies: {"ok"} | {"limit", seats already claimed} | {"lost"}.
+const char* const kReserveClaimScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
+local now, q, cap = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local claims = redis.call('HGETALL', KEYS[2])
+local has = 0
+for i = 1, #claims, 2 do
+  local state, quantity, expires = string.match(claims[i + 1], '^(%a)|(%d+)|(%d+)$')
+  if state == 'a' and tonumber(expires) <= now then
+    redis.call('HDEL', KEYS[2], claims[i])
+  elseif claims[i] ~= ARGV[2] then
+    has = has + tonumber(quantity)
+  end
+end
+if has + q > cap then return {'limit', has} end
+redis.call('HSET', KEYS[2], ARGV[2], 'a|' .. ARGV[3] .. '|' .. ARGV[5])
+return {'ok'}
+)lua";
+
+// KEYS[1] the bucket's ready marker, KEYS[2..] buyer claims hashes. ARGV[1]: last chunk (0/1),
+// then per claim: key index (into KEYS), hold id, quantity. A ready bucket is left as it is;
+// otherwise claims from the bookings store are written as booked and the last chunk marks the
+// bucket ready. Replies: {"ok"} | {"ready"}.
+const char* const kRestoreClaimsScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'ready'} end
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 'b|' .. ARGV[i + 2] .. '|0')
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], '1') end
+return {'ok'}
+)lua";
+
+}  // namespace boxoffice::redis_seat_locks

@@ -1,0 +1,37 @@
+#pragma once
+// The Lua scripts of the Redis Seat Lock Store (private to redis_seat_lock_store.cpp). One script
+// per operation; each runs atomically on the node owning its keys.
+//
+// Section scripts take the seven keys of one section, all under the section's hash tag
+// (SectionKeys in redis_seat_lock_store.cpp), and ARGV[1] = now (ms), ARGV[2] = retention of
+// finished holds (ms); the rest is per script. Every one of them first checks that the section
+// is ready (restored) and answers {"lost"} when it is not, then expires every hold of the section
+// due at `now`, so correctness never depends on the sweeper.
+//
+// Replies are arrays whose first element names the outcome ("ok", "lost", "not_found"...).
+
+#include <string>
+
+namespace boxoffice::redis_seat_locks {
+
+// Section scripts.
+extern const char* const kHoldScript;
+extern const char* const kGetScript;
+extern const char* const kReleaseScript;
+extern const char* const kCheckoutScript;
+extern const char* const kAbortScript;
+extern const char* const kMarkSoldScript;
+extern const char* const kReleaseBookedScript;
+extern const char* const kCountsScript;
+extern const char* const kSeatMapScript;
+extern const char* const kSweepScript;
+extern const char* const kRestoreSectionScript;
+
+// Buyer-claim scripts (keys under an event's buyer bucket tag).
+extern const char* const kReserveClaimScript;
+extern const char* const kRestoreClaimsScript;
+
+/// The common start of every section script followed by `body`.
+std::string section_script(const char* body);
+
+}  // namespace boxoffice::redis_seat_locks

@@ -1,0 +1,297 @@
+// What only the Redis Seat Lock Store can show: an engine that restarts (empty, or with its
+// data), restore in chunks, and a key layout that spreads an event's sections over the nodes of
+// a cluster, where one node can lose its data alone.
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "adapters/redis/redis_seat_lock_store.h"
+#include "contract/seat_lock_store_contract.h"
+#include "domain/ids.h"
+#include "support/redis_server.h"
+
+namespace boxoffice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Timestamp t0 = *parse_rfc3339("2026-12-04T20:00:00Z");
+
+Event stadium(int sections) {
+  Event e;
+  e.id = new_id("evt");
+  e.name = "Stadium";
+  e.currency = "EUR";
+  e.starts_at = t0 + 24h;
+  e.sale_opens_at = t0;
+  e.max_seats_per_buyer = 8;
+  for (int i = 0; i < sections; ++i) {
+    const auto id = "s" + std::to_string(i);
+    e.sections.push_back(i % 2 ? Section{id, id, SectionKind::general, 10, 5000, {}}
+                               : Section{id, id, SectionKind::reserved, 0, 9000, {{"A", 5}}});
+  }
+  EXPECT_FALSE(validate_and_normalize(e).has_value());
+  return e;
+}
+
+HoldRequest request(const Event& e, const std::string& buyer, HoldSelection what) {
+  HoldRequest r;
+  r.hold_id = new_id("hld");
+  r.event_id = e.id;
+  r.buyer = buyer;
+  r.selection = std::move(what);
+  r.now = t0;
+  r.expires_at = t0 + 5min;
+  r.buyer_seats_max = e.max_seats_per_buyer;
+  return r;
+}
+
+HoldSelection one_seat(const std::string& section, int number = 1) {
+  return ExactSeats{{section + ":A:" + std::to_string(number)}};
+}
+HoldSelection quantity(const std::string& section, uint32_t n) {
+  return SectionQuantity{section, n};
+}
+
+redis::ClientOptions client_options(std::string url) {
+  redis::ClientOptions options;
+  options.url = std::move(url);
+  return options;
+}
+
+/// After a restart the client reconnects in the background; wait for it (bounded).
+void wait_until_reachable(redis::Client& client) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    try {
+      if (client.ping()) return;
+    } catch (const StorageError&) {
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  FAIL() << "the client did not reconnect";
+}
+
+SectionAvailability counts(SeatLockStore& store, const Event& e, const std::string& section) {
+  auto all = store.availability(e.id, t0);
+  EXPECT_TRUE(all.ok());
+  for (const auto& s : *all) {
+    if (s.id == section) return s;
+  }
+  ADD_FAILURE() << "no section " << section;
+  return {};
+}
+
+TEST(RedisSeatLockStore, AnEventTakesHoldsOnlyOnceRestored) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStore store(client);
+  const auto e = stadium(2);
+  store.add_event(e);
+  EXPECT_THROW((void)store.hold(request(e, "alice", one_seat("s0"))), LockStateLost);
+  EXPECT_THROW((void)store.availability(e.id, t0), LockStateLost);
+  EXPECT_TRUE(store.sweep_expired(t0, 100).empty());  // the sweeper leaves a lost event alone
+  store.restore(e.id, {});
+  EXPECT_TRUE(store.hold(request(e, "alice", one_seat("s0"))).ok());
+}
+
+TEST(RedisSeatLockStore, ServerRestartedEmptyIsRebuiltAndSoldSeatsStaySold) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStore store(client);
+  const auto e = stadium(2);
+  open_event(store, e);
+  auto sold = store.hold(request(e, "alice", one_seat("s0", 2)));
+  ASSERT_TRUE(sold.ok());
+  ASSERT_TRUE(store.begin_checkout(sold->id, t0).ok());
+  ASSERT_TRUE(store.mark_sold(sold->id, t0).ok());
+
+  server.restart(RedisServer::Data::empty);  // data and cached scripts gone
+  wait_until_reachable(client);
+  EXPECT_THROW((void)store.hold(request(e, "bob", one_seat("s0", 2))), LockStateLost);
+  EXPECT_THROW((void)store.free_seats(e.id, "s1", t0), LockStateLost);
+
+  store.add_event(e);
+  store.restore(e.id, {{sold->id, "alice", "s0", {"s0:A:2"}, 1, true, t0, sold->expires_at}});
+  auto again = store.hold(request(e, "bob", one_seat("s0", 2)));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::seats_unavailable);
+  auto row = store.seats(e.id, "s0", std::string{"A"}, t0);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ((*row)[1].status, SeatStatus::sold);
+  EXPECT_EQ((*row)[0].status, SeatStatus::available);
+  EXPECT_EQ(counts(store, e, "s0").sold, 1u);
+  EXPECT_EQ(store.get_hold(sold->id, t0)->status, HoldStatus::checked_out);
+  // Best available skips the sold seat: the layout (row tree) was rebuilt with the claims.
+  auto best = store.hold(request(e, "bob", quantity("s0", 3)));
+  ASSERT_TRUE(best.ok());
+  EXPECT_EQ(best->seats, (std::vector<std::string>{"s0:A:3", "s0:A:4", "s0:A:5"}));
+}
+
+TEST(RedisSeatLockStore, ServerRestartedWithItsDataKeepsTheEvent) {
+  RedisServerOptions durable;
+  durable.append_only = true;
+  RedisServer server(durable);
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStore store(client);
+  const auto e = stadium(2);
+  open_event(store, e);
+  auto hold = store.hold(request(e, "alice", one_seat("s0")));
+  ASSERT_TRUE(hold.ok());
+  server.restart(RedisServer::Data::keep);
+  wait_until_reachable(client);
+  EXPECT_EQ(store.get_hold(hold->id, t0 + 1s)->status, HoldStatus::active);
+  auto taken = store.hold(request(e, "bob", one_seat("s0")));
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, Errc::seats_unavailable);
+  // Expiry is still judged by the time given, after the restart as before it.
+  auto later = request(e, "bob", one_seat("s0"));
+  later.now = hold->expires_at;
+  later.expires_at = later.now + 5min;
+  EXPECT_TRUE(store.hold(later).ok());
+}
+
+TEST(RedisSeatLockStore, RestoreInChunksReplaysEveryClaimOnce) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStoreOptions options;
+  options.buyer_buckets = 2;
+  options.restore_claims_per_script = 2;
+  RedisSeatLockStore store(client, options);
+  const auto e = stadium(2);
+  store.add_event(e);
+  std::vector<RestoredClaim> claims;
+  for (int seat = 1; seat <= 5; ++seat) {
+    claims.push_back({"hld_r" + std::to_string(seat),
+                      "buyer" + std::to_string(seat % 2),
+                      "s0",
+                      {"s0:A:" + std::to_string(seat)},
+                      1,
+                      seat % 2 == 0,
+                      t0,
+                      t0 + 5min});
+  }
+  claims.push_back({"hld_ga", "buyer1", "s1", {}, 4, false, t0, t0 + 5min});
+  store.restore(e.id, claims);
+  EXPECT_EQ(counts(store, e, "s0").sold, 2u);
+  EXPECT_EQ(counts(store, e, "s0").held, 3u);
+  EXPECT_EQ(counts(store, e, "s1").held, 4u);
+  // buyer1 has seats 1, 3, 5 and 4 in s1: 7 of 8.
+  auto over = store.hold(request(e, "buyer1", quantity("s1", 2)));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, Errc::limit_exceeded);
+  // An open event is left as it is.
+  store.restore(e.id, {{"hld_more", "carol", "s1", {}, 5, true, t0, t0}});
+  EXPECT_EQ(counts(store, e, "s1").sold, 0u);
+}
+
+TEST(RedisSeatLockStore, ARefusedHoldLeavesNothingBehind) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStore store(client);
+  const auto e = stadium(2);
+  open_event(store, e);
+  auto first = store.hold(request(e, "alice", quantity("s1", 8)));
+  ASSERT_TRUE(first.ok());
+  auto sold_out = request(e, "bob", quantity("s1", 3));
+  ASSERT_EQ(store.hold(sold_out).error().code, Errc::sold_out);
+  auto over_cap = request(e, "alice", quantity("s0", 1));
+  ASSERT_EQ(store.hold(over_cap).error().code, Errc::limit_exceeded);
+  auto taken = request(e, "carol", one_seat("s0"));
+  ASSERT_TRUE(store.hold(taken).ok());
+  auto taken_again = request(e, "dave", one_seat("s0"));
+  ASSERT_EQ(store.hold(taken_again).error().code, Errc::seats_unavailable);
+  for (const auto* refused : {&sold_out, &over_cap, &taken_again}) {
+    EXPECT_EQ(store.get_hold(refused->hold_id, t0).error().code, Errc::not_found);
+  }
+  // No index for the refused holds, no claims left for the refused buyers (alice keeps hers).
+  for (const auto* refused : {&sold_out, &over_cap, &taken_again}) {
+    EXPECT_EQ(server.command({"EXISTS", "bo:sl:hold:{" + refused->hold_id + "}"}).integer, 0);
+  }
+  EXPECT_EQ(server.command({"EXISTS", "bo:sl:hold:{" + taken.hold_id + "}"}).integer, 1);
+  for (const char* pattern : {"*:c:bob", "*:c:dave"}) {
+    EXPECT_TRUE(server.command({"KEYS", pattern}).elements.empty()) << pattern;
+  }
+  EXPECT_EQ(server.command({"KEYS", "*:c:alice"}).elements.size(), 1u);
+  // The released cap is usable at once.
+  ASSERT_TRUE(store.release(first->id, t0).ok());
+  EXPECT_TRUE(store.hold(request(e, "alice", quantity("s1", 8))).ok());
+}
+
+TEST(RedisSeatLockStore, ALostBuyerCapIsDetectedAndRebuiltAlone) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStore store(client);
+  const auto e = stadium(2);
+  open_event(store, e);
+  auto active = store.hold(request(e, "alice", one_seat("s0")));
+  ASSERT_TRUE(active.ok());
+  // The buyer claims' ready markers go (as on a node that lost its data); the sections stay.
+  const auto markers = server.command({"KEYS", "bo:sl:{b:*}:ready"});
+  ASSERT_FALSE(markers.elements.empty());
+  for (const auto& marker : markers.elements) {
+    ASSERT_EQ(server.command({"DEL", marker.str}).integer, 1);
+  }
+  EXPECT_THROW((void)store.hold(request(e, "bob", one_seat("s0", 2))), LockStateLost);
+  store.restore(e.id, {});
+  EXPECT_TRUE(store.hold(request(e, "bob", one_seat("s0", 2))).ok());
+  EXPECT_EQ(store.get_hold(active->id, t0)->status, HoldStatus::active);
+  EXPECT_EQ(counts(store, e, "s0").held, 2u);
+}
+
+class RedisClusterSeatLockStore : public ::testing::Test {
+ protected:
+  void SetUp() override { cluster.flush_all(); }
+  RedisCluster& cluster = RedisCluster::shared();
+  redis::Client client{client_options(cluster.url())};
+  RedisSeatLockStore store{client};
+};
+
+TEST_F(RedisClusterSeatLockStore, SectionsSpreadOverTheNodes) {
+  const auto e = stadium(12);
+  open_event(store, e);
+  std::set<size_t> nodes;
+  for (const auto& section : e.sections) {
+    const auto keys = store.section_keys(e.id, section.id);
+    ASSERT_EQ(keys.size(), 7u);
+    const auto slot = redis::key_slot(keys[0]);
+    for (const auto& key : keys) EXPECT_EQ(redis::key_slot(key), slot) << key;
+    nodes.insert(cluster.node_of_slot(slot));
+    auto hold = store.hold(request(e, "buyer_" + section.id, quantity(section.id, 1)));
+    ASSERT_TRUE(hold.ok()) << hold.error().detail;
+  }
+  EXPECT_EQ(nodes.size(), RedisCluster::kNodes);
+}
+
+TEST_F(RedisClusterSeatLockStore, ANodeThatLostItsDataLosesOnlyItsSections) {
+  const auto e = stadium(12);
+  open_event(store, e);
+  std::vector<size_t> node_of_section;
+  for (const auto& section : e.sections) {
+    node_of_section.push_back(
+        cluster.node_of_slot(redis::key_slot(store.section_keys(e.id, section.id)[0])));
+    ASSERT_TRUE(store.hold(request(e, "alice_" + section.id, quantity(section.id, 1))).ok());
+  }
+  ASSERT_FALSE(cluster.command(0, {"FLUSHALL"}).is_error());
+  bool lost_any = false;
+  for (size_t i = 0; i < e.sections.size(); ++i) {
+    const auto& id = e.sections[i].id;
+    if (node_of_section[i] == 0) {
+      EXPECT_THROW((void)store.free_seats(e.id, id, t0), LockStateLost) << id;
+      lost_any = true;
+    } else {
+      EXPECT_EQ(*store.free_seats(e.id, id, t0), e.sections[i].capacity - 1) << id;
+    }
+  }
+  ASSERT_TRUE(lost_any);
+  store.restore(e.id, {});
+  for (size_t i = 0; i < e.sections.size(); ++i) {
+    // Rebuilt sections come back without the lost (never booked) holds; the others keep theirs.
+    const uint32_t held = node_of_section[i] == 0 ? 0 : 1;
+    EXPECT_EQ(counts(store, e, e.sections[i].id).held, held) << e.sections[i].id;
+    EXPECT_TRUE(
+        store.hold(request(e, "bob_" + e.sections[i].id, quantity(e.sections[i].id, 1))).ok());
+  }
+}
+
+}  // namespace
+}  // namespace boxoffice::testing
