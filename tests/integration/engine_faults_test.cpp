@@ -180,7 +180,9 @@ TEST(EngineFaults, NatsRestartedLosesNoPaymentJob) {
 }
 
 TEST(EngineFaults, PostgresRestartedMidSaleFailsFastThenResumes) {
-  PostgresServer postgres;  // its own server, since this test stops it
+  // Its own server, since this test stops it; durable, since a crash of a server that does not
+  // flush its WAL (the other tests' setting) loses commits, as it would in production.
+  PostgresServer postgres(PostgresServer::Options{.fsync = true});
   const auto database = postgres.create_database();
   ServerProcess server(production({"--postgres-url=" + postgres.url(database)}));
   Sale sale(server);

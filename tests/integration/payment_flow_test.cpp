@@ -110,8 +110,13 @@ TEST_F(PaymentFlowTest, EachTestMethodReachesItsFinalStatus) {
   EXPECT_EQ(charges.find(declined)->second.at("outcome"), "declined");
   EXPECT_EQ(charges.find(flaky)->second.at("outcome"), "approved");
 
-  // Seats: three sold, the declined one back in the pool.
+  // Seats: three sold, the declined one back in the pool. The seat lock store learns of a
+  // payment's outcome just after the booking does (the Bookings DB decides first), so poll.
   auto a = availability_of(admin, event_id);
+  for (int i = 0; i < 100 && (a.at("floor").sold != 3 || a.at("floor").held != 0); ++i) {
+    std::this_thread::sleep_for(20ms);
+    a = availability_of(admin, event_id);
+  }
   EXPECT_EQ(a.at("floor").sold, 3);
   EXPECT_EQ(a.at("floor").held, 0);
   EXPECT_EQ(a.at("floor").available, 7);
