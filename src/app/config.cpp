@@ -80,8 +80,10 @@ Settings::Settings(Config& c) : config_(c) {
   add("payment_reconcile_seconds",
       "a booking pending this long without progress gets its payment job again",
       &c.payment_reconcile_seconds);
-  add("jwt_keys", "JWKS file of RS256/ES256 keys", &c.jwt_keys,
-      "RS256/ES256 verification " + later);
+  add("jwt_keys",
+      "verification keys: a JWKS file (kid and alg per key), or comma-separated PEM public key "
+      "files (kid = file name without extension)",
+      &c.jwt_keys);
   add("roles", "roles this process runs", &c.roles, "running roles apart " + later);
   add("booking_url", "where a gateway forwards booking routes", &c.booking_url,
       "running roles apart " + later);
@@ -89,7 +91,10 @@ Settings::Settings(Config& c) : config_(c) {
       "running roles apart " + later);
   add("internal_secret", "shared by a gateway and its backends", &c.internal_secret,
       "running roles apart " + later);
-  add("rate_limits", "rate limits, or off", &c.rate_limits, "rate limiting " + later);
+  add("rate_limits",
+      "off, or overrides of the default limits: <class>[.buyer|.address]=<n>/<s|m|h>[:burst=<n>] "
+      "with class reads, holds, checkouts or waitlist; loopback=limited (see README)",
+      &c.rate_limits);
 }
 
 Settings::~Settings() = default;

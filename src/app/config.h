@@ -53,9 +53,10 @@ struct Config {
 
   std::string redis_url, nats_url;
 
+  // Verification keys (a JWKS file or PEM files) and rate limits ("off" or overrides).
+  std::string jwt_keys, rate_limits;
   // Settings of later steps: refused with a clear message until they are built.
-  std::string jwt_keys;
-  std::string roles, booking_url, waitlist_url, internal_secret, rate_limits;
+  std::string roles, booking_url, waitlist_url, internal_secret;
 };
 
 /// Registers every setting's flag on a (sub)command. Values are kept until resolve().

@@ -12,6 +12,7 @@
 #include "adapters/nats/jetstream_payment_queue.h"
 #include "adapters/postgres/postgres_booking_store.h"
 #include "adapters/redis/redis_client.h"
+#include "adapters/redis/redis_rate_limiter.h"
 #include "adapters/redis/redis_seat_lock_store.h"
 #include "adapters/redis/redis_waitlist_store.h"
 #include "adapters/sqlite/sqlite_booking_store.h"
@@ -108,7 +109,9 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   std::error_code ec;
   std::filesystem::create_directories(c.data_dir, ec);
   if (ec) throw ConfigError("cannot create data directory " + c.data_dir + ": " + ec.message());
-  if (c.jwt_secret.empty()) {
+  // With verification keys configured, no secret means no HS256 tokens at all: a generated one
+  // printed in the log would let whoever reads the log mint tokens.
+  if (c.jwt_secret.empty() && c.jwt_keys.empty()) {
     c.jwt_secret = jwt::random_secret();
     spdlog::warn("no JWT secret configured; generated one for this run: {}", c.jwt_secret);
     spdlog::warn("set BOXOFFICE_JWT_SECRET to keep tokens valid across restarts");
@@ -238,6 +241,14 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
   http::ApiOptions api_options;
   api_options.jwt = {c.jwt_secret, c.jwt_issuer, c.jwt_audience,
                      std::chrono::seconds{c.jwt_leeway_seconds}};
+  if (!c.jwt_keys.empty()) {
+    auto keys = jwt::load_keys(c.jwt_keys);
+    if (!keys) throw ConfigError("jwt_keys: " + keys.error().detail);
+    for (const auto& key : *keys) {
+      spdlog::info("JWT verification key \"{}\" ({})", key.kid, jwt::to_string(key.alg));
+    }
+    api_options.jwt.keys = std::move(*keys);
+  }
   // /readyz names each engine and asks it something cheap.
   if (s.redis) {
     api_options.readiness.push_back({"seat_lock_store:redis", [&s] { return s.redis->ping(); }});
@@ -260,6 +271,19 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
          return true;
        }});
   api_options.every_route_blocks = s.redis != nullptr;
+  // Rate limits: shared through Redis when there is one, so gateways together allow what one would.
+  try {
+    api_options.rate_limits = http::parse_rate_limits(c.rate_limits);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError("rate_limits " + std::string{e.what()});
+  }
+  if (s.redis) {
+    api_options.rate_limiter = std::make_shared<RedisRateLimiter>(s.redis);
+  } else {
+    api_options.rate_limiter = std::make_shared<http::MemoryRateLimiter>();
+  }
+  spdlog::info("rate limits ({}): {}", s.redis ? "redis" : "memory",
+               http::describe(api_options.rate_limits));
   s.api = std::make_unique<http::Api>(std::move(api_options), s.clock, *s.booking_service,
                                       *s.waitlist, *s.idempotency);
 

@@ -36,6 +36,8 @@ std::string_view to_string(Errc code) {
       return "forbidden";
     case Errc::overloaded:
       return "overloaded";
+    case Errc::rate_limited:
+      return "rate_limited";
     case Errc::unavailable:
       return "unavailable";
   }

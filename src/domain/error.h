@@ -28,6 +28,7 @@ enum class Errc {
   unauthorized,            // 401
   forbidden,               // 403
   overloaded,              // 503: a bounded queue is full
+  rate_limited,            // 429: over a rate limit (+ Retry-After)
   unavailable,             // 503: an engine does not answer
 };
 

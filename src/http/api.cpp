@@ -3,8 +3,10 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include <strings.h>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <variant>
 
 #include "http/problem.h"
 
@@ -33,17 +35,46 @@ bool is_valid_idempotency_key(std::string_view key) {
   return true;
 }
 
-Result<Caller> authenticate(const HttpRequest& request, const jwt::VerifierConfig& config,
-                            Timestamp now) {
+// RFC 6750 §3: a request without a bearer token gets the bare challenge; a bad token also says
+// why. The detail is ours, but it is still made a safe quoted-string.
+std::string bearer_challenge(std::string_view error, std::string_view description) {
+  std::string challenge = "Bearer realm=\"boxoffice\"";
+  if (error.empty()) return challenge;
+  challenge += ", error=\"" + std::string(error) + "\", error_description=\"";
+  for (char c : description) {
+    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') challenge += c;
+  }
+  return challenge + "\"";
+}
+
+HttpResponse refuse(const Error& error, std::string_view challenge_error) {
+  auto response = problem(error);
+  for (auto& [name, value] : response.headers) {
+    if (strcasecmp(name.c_str(), "WWW-Authenticate") == 0) {
+      value = bearer_challenge(challenge_error, error.detail);
+    }
+  }
+  return response;
+}
+
+// The caller named by the request's bearer token (anonymous without one), or the 401 to send.
+std::variant<Caller, HttpResponse> authenticate(const HttpRequest& request,
+                                                const jwt::VerifierConfig& config, Timestamp now) {
   const auto header = request.header("Authorization");
   if (!header) return Caller{};
-  constexpr std::string_view scheme = "Bearer ";
-  if (header->size() <= scheme.size() ||
-      strncasecmp(header->data(), scheme.data(), scheme.size()) != 0) {
-    return make_error(Errc::unauthorized, "the Authorization header must be \"Bearer <token>\"");
+  const auto space = header->find(' ');
+  const std::string_view scheme = header->substr(0, space);
+  const std::string_view token =
+      space == std::string_view::npos ? std::string_view{} : header->substr(space + 1);
+  const auto wrong_header =
+      make_error(Errc::unauthorized, "the Authorization header must be \"Bearer <token>\"");
+  // Another scheme (Basic, ...): the client did not try a bearer token, so no error code.
+  if (scheme.size() != 6 || strncasecmp(scheme.data(), "Bearer", 6) != 0) {
+    return refuse(wrong_header, "");
   }
-  auto claims = jwt::verify(header->substr(scheme.size()), config, now);
-  if (!claims) return claims.take_error();
+  if (token.empty()) return refuse(wrong_header, "invalid_request");
+  auto claims = jwt::verify(token, config, now);
+  if (!claims) return refuse(claims.error(), "invalid_token");
   Caller caller{claims->subject, false};
   for (const auto& role : claims->roles) caller.admin = caller.admin || role == "admin";
   return caller;
@@ -62,13 +93,16 @@ Api::Api(ApiOptions options, const Clock& clock, BookingService& bookings,
   std::vector<std::string> names;
   for (const auto& route : router_.routes()) names.push_back(route.method + " " + route.pattern);
   metrics_ = std::make_unique<Metrics>(std::move(names));
+  rate_gate_ = std::make_unique<RateLimitGate>(options_.rate_limits, options_.rate_limiter, clock_,
+                                               router_.routes());
 }
 
 bool Api::needs_worker(const HttpRequest& request) const {
   const auto match = router_.match(request.method, request.path);
   const auto* found = std::get_if<Router::Match>(&match);
   if (!found) return false;
-  return options_.every_route_blocks || found->route->blocking || (found->route->creates && request.header("Idempotency-Key"));
+  return options_.every_route_blocks || found->route->blocking ||
+         (found->route->creates && request.header("Idempotency-Key"));
 }
 
 HttpResponse Api::handle(const HttpRequest& request) {
@@ -104,16 +138,24 @@ HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
   auto& found = std::get<Router::Match>(match);
   route_index = found.index;
   const Route& route = *found.route;
-
-  auto caller = authenticate(request, options_.jwt, clock_.now());
-  if (!caller) return problem(caller.error());
-  if (route.access != Access::anyone && caller->anonymous()) {
-    return problem(make_error(Errc::unauthorized, "this route needs a bearer token"));
+  // Per address before authentication, so a flood of bad tokens is limited too.
+  if (auto refused = rate_gate_->admit(found.index, RateScope::address, request.remote_address)) {
+    return std::move(*refused);
   }
-  if (route.access == Access::admin && !caller->admin) {
+
+  auto authenticated = authenticate(request, options_.jwt, clock_.now());
+  if (auto* refusal = std::get_if<HttpResponse>(&authenticated)) return std::move(*refusal);
+  auto& caller = std::get<Caller>(authenticated);
+  if (route.access != Access::anyone && caller.anonymous()) {
+    return refuse(make_error(Errc::unauthorized, "this route needs a bearer token"), "");
+  }
+  if (route.access == Access::admin && !caller.admin) {
     return problem(make_error(Errc::forbidden, "this route needs the admin role"));
   }
-  RouteContext context{request, std::move(*caller), std::move(found.params)};
+  if (auto refused = rate_gate_->admit(found.index, RateScope::buyer, caller.buyer)) {
+    return std::move(*refused);
+  }
+  RouteContext context{request, std::move(caller), std::move(found.params)};
   if (route.creates) {
     if (auto key = request.header("Idempotency-Key")) {
       if (!is_valid_idempotency_key(*key)) {

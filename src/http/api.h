@@ -10,6 +10,7 @@
 #include "http/jwt.h"
 #include "http/message.h"
 #include "http/metrics.h"
+#include "http/rate_limit.h"
 #include "http/request_handler.h"
 #include "http/router.h"
 #include "ports/clock.h"
@@ -32,6 +33,9 @@ struct ApiOptions {
   /// The seat lock store is a remote engine (Redis): every route may block on it, so every route
   /// runs on the worker pool, not only those marked blocking (which touch the Bookings DB).
   bool every_route_blocks = false;
+  /// Rate limits (rate_limit.h); no limiter: none.
+  RateLimitSettings rate_limits;
+  std::shared_ptr<RateLimiter> rate_limiter;
 };
 
 class Api final : public RequestHandler {
@@ -60,6 +64,7 @@ class Api final : public RequestHandler {
   IdempotencyStore& idempotency_;
   Router router_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<RateLimitGate> rate_gate_;
 };
 
 }  // namespace boxoffice::http

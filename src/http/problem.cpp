@@ -45,6 +45,8 @@ ErrorInfo info_of(Errc code) {
       return {403, "Forbidden"};
     case Errc::overloaded:
       return {503, "Overloaded"};
+    case Errc::rate_limited:
+      return {429, "Too many requests"};
     case Errc::unavailable:
       return {503, "Service unavailable"};
   }
