@@ -59,4 +59,37 @@ std::string SeatLayout::seat_id(uint32_t section, uint32_t index) const {
   return s.id + ":" + s.rows[a.row].name + ":" + std::to_string(a.number);
 }
 
+Result<ResolvedSelection> SeatLayout::resolve(const HoldSelection& selection) const {
+  ResolvedSelection resolved;
+  if (const auto* wanted = std::get_if<SectionQuantity>(&selection)) {
+    const auto section = section_index(wanted->section);
+    if (!section) return make_error(Errc::not_found, "no section " + wanted->section);
+    if (wanted->quantity == 0) {
+      return make_error(Errc::invalid_request, "quantity must be at least 1");
+    }
+    resolved.section = *section;
+    resolved.quantity = wanted->quantity;
+    return resolved;
+  }
+  const auto& exact = std::get<ExactSeats>(selection);
+  if (exact.seat_ids.empty()) return make_error(Errc::invalid_request, "seats is empty");
+  for (const auto& id : exact.seat_ids) {
+    const auto address = parse(id);
+    if (!address) return make_error(Errc::not_found, "no seat " + id + " in this event");
+    if (!resolved.seats.empty() && resolved.seats.front().section != address->section) {
+      return make_error(Errc::invalid_request, "all seats of one hold must be in one section");
+    }
+    resolved.seats.push_back(*address);
+  }
+  std::vector<uint32_t> indices;
+  for (const auto& seat : resolved.seats) indices.push_back(seat.index);
+  std::sort(indices.begin(), indices.end());
+  if (std::adjacent_find(indices.begin(), indices.end()) != indices.end()) {
+    return make_error(Errc::invalid_request, "a seat is listed twice");
+  }
+  resolved.section = resolved.seats.front().section;
+  resolved.quantity = static_cast<uint32_t>(resolved.seats.size());
+  return resolved;
+}
+
 }  // namespace boxoffice

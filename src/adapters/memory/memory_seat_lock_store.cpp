@@ -163,36 +163,13 @@ Result<Hold> MemorySeatLockStore::hold(const HoldRequest& request) {
   std::vector<std::string> seat_ids;
   uint32_t quantity = 0;
 
+  auto resolved = state.layout.resolve(request.selection);
+  if (!resolved) return resolved.take_error();
+  record.section = resolved->section;
+  quantity = resolved->quantity;
   if (const auto* exact = std::get_if<ExactSeats>(&request.selection)) {
-    if (exact->seat_ids.empty()) return make_error(Errc::invalid_request, "seats is empty");
-    std::vector<uint32_t> indices;
-    std::optional<uint32_t> section;
-    for (const auto& id : exact->seat_ids) {
-      const auto address = state.layout.parse(id);
-      if (!address) return make_error(Errc::not_found, "no seat " + id + " in this event");
-      if (section && *section != address->section) {
-        return make_error(Errc::invalid_request, "all seats of one hold must be in one section");
-      }
-      section = address->section;
-      indices.push_back(address->index);
-    }
-    auto sorted = indices;
-    std::sort(sorted.begin(), sorted.end());
-    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-      return make_error(Errc::invalid_request, "a seat is listed twice");
-    }
-    record.section = *section;
-    record.seat_indices = std::move(indices);
+    for (const auto& seat : resolved->seats) record.seat_indices.push_back(seat.index);
     seat_ids = exact->seat_ids;
-    quantity = static_cast<uint32_t>(seat_ids.size());
-  } else {
-    const auto& wanted = std::get<SectionQuantity>(request.selection);
-    const auto section = state.layout.section_index(wanted.section);
-    if (!section) return make_error(Errc::not_found, "no section " + wanted.section);
-    if (wanted.quantity == 0)
-      return make_error(Errc::invalid_request, "quantity must be at least 1");
-    record.section = *section;
-    quantity = wanted.quantity;
   }
 
   // The buyer cap comes before availability, so a buyer over it is told so whatever is left.

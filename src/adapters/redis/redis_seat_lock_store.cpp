@@ -269,38 +269,18 @@ Result<Hold> RedisSeatLockStore::hold(const HoldRequest& request) {
   uint32_t section = 0;
   uint32_t quantity = 0;
   std::vector<std::string> selection;  // the hold script's mode and seats
+  auto resolved = info.layout.resolve(request.selection);
+  if (!resolved) return resolved.take_error();
+  section = resolved->section;
+  quantity = resolved->quantity;
   const auto* exact = std::get_if<ExactSeats>(&request.selection);
   if (exact) {
-    if (exact->seat_ids.empty()) return make_error(Errc::invalid_request, "seats is empty");
-    std::optional<uint32_t> seat_section;
-    std::vector<uint32_t> indices;
     selection.push_back("seats");
-    for (const auto& id : exact->seat_ids) {
-      const auto address = info.layout.parse(id);
-      if (!address) return make_error(Errc::not_found, "no seat " + id + " in this event");
-      if (seat_section && *seat_section != address->section) {
-        return make_error(Errc::invalid_request, "all seats of one hold must be in one section");
-      }
-      seat_section = address->section;
-      indices.push_back(address->index);
-      selection.push_back(std::to_string(address->index));
-      selection.push_back(std::to_string(address->row));
+    for (const auto& seat : resolved->seats) {
+      selection.push_back(std::to_string(seat.index));
+      selection.push_back(std::to_string(seat.row));
     }
-    std::sort(indices.begin(), indices.end());
-    if (std::adjacent_find(indices.begin(), indices.end()) != indices.end()) {
-      return make_error(Errc::invalid_request, "a seat is listed twice");
-    }
-    section = *seat_section;
-    quantity = static_cast<uint32_t>(exact->seat_ids.size());
   } else {
-    const auto& wanted = std::get<SectionQuantity>(request.selection);
-    const auto index = info.layout.section_index(wanted.section);
-    if (!index) return make_error(Errc::not_found, "no section " + wanted.section);
-    if (wanted.quantity == 0) {
-      return make_error(Errc::invalid_request, "quantity must be at least 1");
-    }
-    section = *index;
-    quantity = wanted.quantity;
     selection.push_back("best");
   }
   const auto& section_def = event.sections[section];
