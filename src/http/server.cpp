@@ -57,6 +57,7 @@ struct HttpServer::Impl {
   net::awaitable<void> accept_loop();
   net::awaitable<void> session(tcp::socket socket);
   net::awaitable<HttpResponse> answer(HttpRequest& request);
+  std::optional<HttpResponse> refuse_head(const bhttp::request<bhttp::string_body>& message) const;
   void begin_drain();
   void connection_done();
 
@@ -186,6 +187,27 @@ net::awaitable<HttpResponse> HttpServer::Impl::answer(HttpRequest& request) {
   co_return response;
 }
 
+// What the parser accepts but a public server should not: a head of very many fields, and a
+// message framed twice (Transfer-Encoding and Content-Length together, the classic ground for
+// request smuggling between a proxy and a backend that pick different framings). Both close the
+// connection after the answer.
+std::optional<HttpResponse> HttpServer::Impl::refuse_head(
+    const bhttp::request<bhttp::string_body>& message) const {
+  const auto fields = static_cast<size_t>(std::distance(message.begin(), message.end()));
+  if (fields > options.header_fields_max) {
+    return protocol_problem(431, "header_too_large", "Request header fields too large",
+                            "the request has " + std::to_string(fields) +
+                                " header fields; at most " +
+                                std::to_string(options.header_fields_max) + " are accepted");
+  }
+  if (message.count(bhttp::field::transfer_encoding) > 0 &&
+      message.count(bhttp::field::content_length) > 0) {
+    return protocol_problem(400, "bad_request", "Bad request",
+                            "Transfer-Encoding and Content-Length must not be sent together");
+  }
+  return std::nullopt;
+}
+
 net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   boost::system::error_code ignored;
@@ -250,6 +272,10 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
         break;  // end of stream, timeout (a slow or idle client), reset: just close
       }
       auto& message = parser.get();
+      if (auto refusal = refuse_head(message)) {
+        co_await write(std::move(*refusal), false, new_id("req"));
+        break;
+      }
       HttpRequest request;
       request.method = std::string{message.method_string()};
       const std::string_view target = message.target();

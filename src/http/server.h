@@ -28,6 +28,7 @@ struct ServerOptions {
   Millis drain_timeout{std::chrono::seconds{15}};
   size_t header_limit_bytes = 8 * 1024;  // beyond: 431
   size_t body_limit_bytes = 64 * 1024;   // beyond: 413
+  size_t header_fields_max = 64;         // beyond: 431 (a head of many tiny fields)
   /// Drain on SIGTERM/SIGINT. Off for a server embedded in another (the in-process simulator).
   bool handle_signals = true;
 };

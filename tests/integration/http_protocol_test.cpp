@@ -13,6 +13,12 @@ namespace {
 
 using ProtocolTest = ApiTest;
 
+std::string fmt_chunk(const std::string& data) {
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", data.size());
+  return std::string(size) + "\r\n" + data + "\r\n";
+}
+
 TEST_F(ProtocolTest, AHeadOver8KiBIs431) {
   const std::string request =
       "GET /v1/events HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(9 * 1024, 'a') + "\r\n\r\n";
@@ -59,6 +65,33 @@ TEST_F(ProtocolTest, RequestsThatAreNotHttpAre400) {
     EXPECT_EQ(raw.rfind("HTTP/1.1 400", 0), 0u) << raw.substr(0, 300);
   }
   EXPECT_EQ(anon.get("/healthz").status, 200);
+}
+
+TEST_F(ProtocolTest, AHeadOfTooManyFieldsIs431) {
+  std::string head = "GET /v1/events HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 100; ++i) head += "X-F" + std::to_string(i) + ": 1\r\n";
+  const auto raw = send_raw(port(), head + "\r\n");
+  ASSERT_EQ(raw.rfind("HTTP/1.1 431", 0), 0u) << raw.substr(0, 300);
+  EXPECT_NE(raw.find("header fields"), std::string::npos) << raw.substr(0, 400);
+  // Forty fields are fine.
+  Headers some;
+  for (int i = 0; i < 40; ++i) some["X-F" + std::to_string(i)] = "1";
+  EXPECT_EQ(anon.get("/v1/events", some).status, 200);
+}
+
+TEST_F(ProtocolTest, TransferEncodingWithContentLengthIsRefused) {
+  const auto id = make_event_id();
+  const auto before = avail(id);
+  const std::string body = R"({"section":"floor","quantity":1})";
+  const std::string request =
+      "POST /v1/events/" + id + "/holds HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+      alice_token +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nTransfer-Encoding: chunked\r\n\r\n" + fmt_chunk(body) + "0\r\n\r\n";
+  const auto raw = send_raw(port(), request);
+  ASSERT_EQ(raw.rfind("HTTP/1.1 400", 0), 0u) << raw.substr(0, 300);
+  EXPECT_EQ(raw_header(raw, "Connection"), "close") << raw.substr(0, 300);
+  EXPECT_EQ(avail(id), before);  // nothing was held
 }
 
 TEST_F(ProtocolTest, UnknownRouteIs404) {
