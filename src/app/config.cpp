@@ -54,7 +54,6 @@ Settings::Settings(Config& c) : config_(c) {
   add("log_level", "trace, debug, info, warn, error", &c.log_level);
   add("waitlist_offer_seconds", "how long a waiting buyer has to check out an offer",
       &c.waitlist_offer_seconds);
-  const std::string later = "is not available in this build yet; leave it unset to run embedded";
   add("redis_url",
       "seat locks and waitlist in Redis (redis://, rediss://, redis+cluster://host:port,...); "
       "unset: in memory and in the SQLite file",
@@ -84,13 +83,20 @@ Settings::Settings(Config& c) : config_(c) {
       "verification keys: a JWKS file (kid and alg per key), or comma-separated PEM public key "
       "files (kid = file name without extension)",
       &c.jwt_keys);
-  add("roles", "roles this process runs", &c.roles, "running roles apart " + later);
-  add("booking_url", "where a gateway forwards booking routes", &c.booking_url,
-      "running roles apart " + later);
-  add("waitlist_url", "where a gateway forwards waitlist routes", &c.waitlist_url,
-      "running roles apart " + later);
-  add("internal_secret", "shared by a gateway and its backends", &c.internal_secret,
-      "running roles apart " + later);
+  add("roles",
+      "roles this process runs, comma-separated: gateway, booking, waitlist, payments (unset: all "
+      "four)",
+      &c.roles);
+  add("booking_url",
+      "http://host:port of the booking role, where a gateway without it forwards booking routes",
+      &c.booking_url);
+  add("waitlist_url",
+      "http://host:port of the waitlist role, where a gateway without it forwards waitlist routes",
+      &c.waitlist_url);
+  add("internal_secret",
+      "shared by a gateway and the roles behind it (16+ characters); a backend role trusts the "
+      "identity a request carries only with it",
+      &c.internal_secret);
   add("rate_limits",
       "off, or overrides of the default limits: <class>[.buyer|.address]=<n>/<s|m|h>[:burst=<n>] "
       "with class reads, holds, checkouts or waitlist; loopback=limited (see README)",

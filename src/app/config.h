@@ -55,7 +55,8 @@ struct Config {
 
   // Verification keys (a JWKS file or PEM files) and rate limits ("off" or overrides).
   std::string jwt_keys, rate_limits;
-  // Settings of later steps: refused with a clear message until they are built.
+  // Roles run apart (README, "Roles and the split deployment"): which this process runs (empty:
+  // all four), where a gateway forwards to the ones it does not run, and the secret they share.
   std::string roles, booking_url, waitlist_url, internal_secret;
 };
 

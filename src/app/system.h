@@ -1,6 +1,8 @@
 #pragma once
-// The composition root: configuration → adapters → services → server. `serve` runs one System
-// until SIGTERM; `demo` runs one in the background and sells out an event against it.
+// The composition root: configuration → adapters → services → roles → server. `serve` runs one
+// System until SIGTERM; `demo` runs one in the background and sells out an event against it.
+// Roles (gateway, booking, waitlist, payments; all four by default) may run in separate
+// processes: a gateway then forwards to the others (http/gateway.h).
 
 #include <memory>
 #include <stdexcept>
@@ -39,6 +41,8 @@ class System {
   /// From any thread: begins the drain; run() returns when it is done.
   void stop();
 
+  /// The services of the roles this process runs (all four by default); calling one of a role
+  /// that runs elsewhere is a programming error.
   BookingService& bookings();
   PaymentProcessor& payments();
   WaitlistService& waitlist();

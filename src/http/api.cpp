@@ -1,5 +1,6 @@
 #include "http/api.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -57,7 +58,64 @@ HttpResponse refuse(const Error& error, std::string_view challenge_error) {
   return response;
 }
 
-// The caller named by the request's bearer token (anonymous without one), or the 401 to send.
+// Constant time in the secret's contents, so its bytes cannot be guessed one at a time.
+bool secret_matches(std::optional<std::string_view> given, const std::string& secret) {
+  return given && given->size() == secret.size() &&
+         CRYPTO_memcmp(given->data(), secret.data(), secret.size()) == 0;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string encode_caller(const Caller& caller) {
+  std::string value = "sub=";
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char c : caller.buyer) {
+    const auto byte = static_cast<unsigned char>(c);
+    const bool plain = (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
+                       (byte >= '0' && byte <= '9') || byte == '-' || byte == '.' || byte == '_' ||
+                       byte == '~' || byte == '@';
+    if (plain) {
+      value.push_back(c);
+    } else {
+      value.push_back('%');
+      value.push_back(kHex[byte >> 4]);
+      value.push_back(kHex[byte & 0xF]);
+    }
+  }
+  return value + (caller.admin ? ";admin=1" : ";admin=0");
+}
+
+std::optional<Caller> decode_caller(std::string_view value) {
+  constexpr std::string_view kSub = "sub=";
+  const auto semicolon = value.rfind(';');
+  if (!value.starts_with(kSub) || semicolon == std::string_view::npos) return std::nullopt;
+  const auto admin = value.substr(semicolon + 1);
+  if (admin != "admin=0" && admin != "admin=1") return std::nullopt;
+  Caller caller;
+  caller.admin = admin == "admin=1";
+  const auto sub = value.substr(kSub.size(), semicolon - kSub.size());
+  for (size_t i = 0; i < sub.size(); ++i) {
+    if (sub[i] != '%') {
+      caller.buyer.push_back(sub[i]);
+      continue;
+    }
+    if (i + 2 >= sub.size()) return std::nullopt;
+    const int high = hex_value(sub[i + 1]), low = hex_value(sub[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    caller.buyer.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  if (caller.buyer.empty()) return std::nullopt;
+  return caller;
+}
+
 std::variant<Caller, HttpResponse> authenticate(const HttpRequest& request,
                                                 const jwt::VerifierConfig& config, Timestamp now) {
   const auto header = request.header("Authorization");
@@ -80,7 +138,15 @@ std::variant<Caller, HttpResponse> authenticate(const HttpRequest& request,
   return caller;
 }
 
-}  // namespace
+std::optional<HttpResponse> check_access(Access access, const Caller& caller) {
+  if (access != Access::anyone && caller.anonymous()) {
+    return refuse(make_error(Errc::unauthorized, "this route needs a bearer token"), "");
+  }
+  if (access == Access::admin && !caller.admin) {
+    return problem(make_error(Errc::forbidden, "this route needs the admin role"));
+  }
+  return std::nullopt;
+}
 
 Api::Api(ApiOptions options, const Clock& clock, BookingService& bookings,
          WaitlistService& waitlist, IdempotencyStore& idempotency)
@@ -138,22 +204,39 @@ HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
   auto& found = std::get<Router::Match>(match);
   route_index = found.index;
   const Route& route = *found.route;
-  // Per address before authentication, so a flood of bad tokens is limited too.
-  if (auto refused = rate_gate_->admit(found.index, RateScope::address, request.remote_address)) {
-    return std::move(*refused);
+  const bool behind_gateway = !options_.internal_secret.empty();
+  Caller caller;
+  if (behind_gateway) {
+    // The gateway authenticated and rate-limited this request; only it knows the secret.
+    if (request.path.starts_with("/v1/")) {
+      if (!secret_matches(request.header(kInternalSecretHeader), options_.internal_secret)) {
+        return problem(make_error(Errc::forbidden, "this role serves its gateway only (" +
+                                                       std::string{kInternalSecretHeader} +
+                                                       " missing or wrong)"));
+      }
+      if (const auto forwarded = request.header(kCallerHeader)) {
+        auto decoded = decode_caller(*forwarded);
+        if (!decoded) {
+          return problem(
+              make_error(Errc::invalid_request, std::string{kCallerHeader} + " is malformed"));
+        }
+        caller = std::move(*decoded);
+      }
+    }
+  } else {
+    // Per address before authentication, so a flood of bad tokens is limited too.
+    if (auto refused = rate_gate_->admit(found.index, RateScope::address, request.remote_address)) {
+      return std::move(*refused);
+    }
+    auto authenticated = authenticate(request, options_.jwt, clock_.now());
+    if (auto* refusal = std::get_if<HttpResponse>(&authenticated)) return std::move(*refusal);
+    caller = std::move(std::get<Caller>(authenticated));
   }
-
-  auto authenticated = authenticate(request, options_.jwt, clock_.now());
-  if (auto* refusal = std::get_if<HttpResponse>(&authenticated)) return std::move(*refusal);
-  auto& caller = std::get<Caller>(authenticated);
-  if (route.access != Access::anyone && caller.anonymous()) {
-    return refuse(make_error(Errc::unauthorized, "this route needs a bearer token"), "");
-  }
-  if (route.access == Access::admin && !caller.admin) {
-    return problem(make_error(Errc::forbidden, "this route needs the admin role"));
-  }
-  if (auto refused = rate_gate_->admit(found.index, RateScope::buyer, caller.buyer)) {
-    return std::move(*refused);
+  if (auto refused = check_access(route.access, caller)) return std::move(*refused);
+  if (!behind_gateway) {
+    if (auto refused = rate_gate_->admit(found.index, RateScope::buyer, caller.buyer)) {
+      return std::move(*refused);
+    }
   }
   RouteContext context{request, std::move(caller), std::move(found.params)};
   if (route.creates) {

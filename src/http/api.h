@@ -5,7 +5,10 @@
 // answer it.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 
 #include "http/jwt.h"
 #include "http/message.h"
@@ -36,7 +39,26 @@ struct ApiOptions {
   /// Rate limits (rate_limit.h); no limiter: none.
   RateLimitSettings rate_limits;
   std::shared_ptr<RateLimiter> rate_limiter;
+  /// Set when this Api serves behind a gateway in another process (roles run apart): every /v1
+  /// request must carry this secret in X-Boxoffice-Internal-Secret (else 403), its caller is the
+  /// one X-Boxoffice-Caller names, and JWT and rate limits are left to the gateway, which did
+  /// them. Operations routes (/healthz, /readyz, /metrics) answer without it.
+  std::string internal_secret;
 };
+
+/// How a gateway hands a request to a backend role in another process (gateway.h).
+inline constexpr std::string_view kCallerHeader = "X-Boxoffice-Caller";
+inline constexpr std::string_view kInternalSecretHeader = "X-Boxoffice-Internal-Secret";
+/// X-Boxoffice-Caller's value, "sub=<percent-encoded sub>;admin=<0|1>". An anonymous caller is
+/// sent without the header.
+std::string encode_caller(const Caller& caller);
+std::optional<Caller> decode_caller(std::string_view value);
+
+/// The caller named by the request's bearer token (anonymous without one), or the 401 to send.
+std::variant<Caller, HttpResponse> authenticate(const HttpRequest& request,
+                                                const jwt::VerifierConfig& config, Timestamp now);
+/// The 401 or 403 when `caller` may not use a route with this access; nullopt when they may.
+std::optional<HttpResponse> check_access(Access access, const Caller& caller);
 
 class Api final : public RequestHandler {
  public:

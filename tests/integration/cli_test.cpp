@@ -40,9 +40,10 @@ TEST(Cli, BadSettingsStopWithOneClearMessage) {
   EXPECT_NE(bad_number.output.find("BOXOFFICE_WORKER_THREADS"), std::string::npos)
       << bad_number.output;
 
-  auto later = run({"serve", data, "--roles", "gateway"});
-  EXPECT_EQ(later.exit_code, 2);
-  EXPECT_NE(later.output.find("--roles"), std::string::npos) << later.output;
+  auto unknown_role = run({"serve", data, "--roles", "gateway,box-office"});
+  EXPECT_EQ(unknown_role.exit_code, 2);
+  EXPECT_NE(unknown_role.output.find("unknown role \"box-office\""), std::string::npos)
+      << unknown_role.output;
 
   // An engine that does not answer, or a URL of the wrong kind: one line naming the setting.
   const auto nobody = "redis://127.0.0.1:" + std::to_string(free_port());

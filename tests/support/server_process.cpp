@@ -46,17 +46,47 @@ ServerProcess::ServerProcess(ServerOptions options)
       data_dir_(options_.data_dir.empty() ? work_dir_.path() / "data" : options_.data_dir),
       port_(free_port()),
       secret_(jwt::random_secret()) {
-  const bool production = options_.engines == ServerOptions::Engines::production ||
+  using Deployment = ServerOptions::Deployment;
+  auto deployment = options_.deployment;
+  if (deployment == Deployment::from_environment) {
+    const auto requested = split_deployment_requested();
+    deployment = !requested              ? Deployment::one_process
+                 : *requested == "split" ? Deployment::split
+                                         : Deployment::haproxy;
+  }
+  const bool apart = deployment == Deployment::split || deployment == Deployment::haproxy;
+  // Roles in separate processes share state only through the production engines.
+  const bool production = apart || options_.engines == ServerOptions::Engines::production ||
                           (options_.engines == ServerOptions::Engines::from_environment &&
                            production_engines_requested());
   if (production) engines_ = std::make_unique<ProductionEngines>();
   std::filesystem::create_directories(data_dir_);
+  if (apart) {
+    SplitDeploymentOptions split;
+    split.binary = binary_;
+    split.args = {"--jwt-secret=" + secret_};
+    for (auto& flag : engines_->serve_flags()) {
+      const auto name = flag.substr(0, flag.find('=') + 1);
+      const bool overridden =
+          std::any_of(options_.args.begin(), options_.args.end(),
+                      [&](const std::string& a) { return a.starts_with(name); });
+      if (!overridden) split.args.push_back(std::move(flag));
+    }
+    split.args.insert(split.args.end(), options_.args.begin(), options_.args.end());
+    split.env = options_.env;
+    split.work_dir = data_dir_;
+    split.haproxy = deployment == Deployment::haproxy;
+    split.ready_timeout = options_.ready_timeout;
+    split_ = std::make_unique<SplitDeployment>(std::move(split));
+    port_ = split_->port();
+  }
   start();
 }
 
 ServerProcess::~ServerProcess() = default;
 
 void ServerProcess::start() {
+  if (split_) return split_->start();
   std::vector<std::string> argv = {
       binary_.string(), "serve", "--listen", "127.0.0.1:" + std::to_string(port_), "--data-dir",
       data_dir_.string(),
@@ -111,11 +141,13 @@ std::string ServerProcess::token(const std::string& subject, std::vector<std::st
 }
 
 void ServerProcess::kill9() {
+  if (split_) return split_->kill9();
   process_->kill(SIGKILL);
   process_->wait_exit(kKillWaitTimeout);
 }
 
 std::optional<int> ServerProcess::terminate(std::chrono::milliseconds timeout) {
+  if (split_) return split_->terminate(timeout);
   process_->kill(SIGTERM);
   const auto code = process_->wait_exit(timeout);
   if (!code) kill9();
@@ -123,10 +155,13 @@ std::optional<int> ServerProcess::terminate(std::chrono::milliseconds timeout) {
 }
 
 void ServerProcess::restart() {
-  if (process_->running()) terminate();
+  if (running()) terminate();
   start();
 }
 
-std::string ServerProcess::log() const { return process_ ? process_->log() : std::string(); }
+std::string ServerProcess::log() const {
+  if (split_) return split_->log();
+  return process_ ? process_->log() : std::string();
+}
 
 }  // namespace boxoffice::testing

@@ -12,6 +12,7 @@
 #include "support/child_process.h"
 #include "support/http_client.h"
 #include "support/production_engines.h"
+#include "support/split_deployment.h"
 #include "support/temp_dir.h"
 
 namespace boxoffice::testing {
@@ -31,6 +32,11 @@ struct ServerOptions {
   /// so), else embedded.
   enum class Engines { from_environment, embedded, production };
   Engines engines = Engines::from_environment;
+  /// One process running every role, or the roles apart (support/split_deployment.h): `split`,
+  /// one process per role behind one gateway; `haproxy`, two gateways behind haproxy. Both use
+  /// production engines. `from_environment`: BOXOFFICE_TEST_DEPLOYMENT=split|haproxy, else one.
+  enum class Deployment { from_environment, one_process, split, haproxy };
+  Deployment deployment = Deployment::from_environment;
 };
 
 /// Starts `<binary> serve --listen 127.0.0.1:<port> --data-dir <dir> --jwt-secret=<random>` (and,
@@ -57,7 +63,7 @@ class ServerProcess {
   std::string token(const std::string& subject, std::vector<std::string> roles = {},
                     std::chrono::seconds ttl = std::chrono::hours(1)) const;
 
-  /// SIGKILL, as a crash would: nothing is drained or flushed.
+  /// SIGKILL, as a crash would: nothing is drained or flushed. Split: every role's process.
   void kill9();
   /// SIGTERM, then waits for the drain. The exit code, or nullopt when the server had not exited
   /// after `timeout` (it is then SIGKILLed).
@@ -66,11 +72,14 @@ class ServerProcess {
   /// it is still running), and waits until it is ready.
   void restart();
 
-  bool running() { return process_ && process_->running(); }
+  bool running() { return split_ ? split_->running() : process_ && process_->running(); }
   /// The engines behind the server in production mode; nullptr when embedded.
   ProductionEngines* engines() { return engines_.get(); }
   std::string log() const;
-  ChildProcess& process() { return *process_; }
+  /// The server's process; split: the (first) gateway's.
+  ChildProcess& process() { return split_ ? split_->gateway() : *process_; }
+  /// The roles' processes when they run apart; nullptr in one process.
+  SplitDeployment* split() { return split_.get(); }
 
  private:
   void start();
@@ -83,6 +92,7 @@ class ServerProcess {
   uint16_t port_ = 0;
   std::string secret_;
   std::unique_ptr<ChildProcess> process_;
+  std::unique_ptr<SplitDeployment> split_;  // instead of process_ when the roles run apart
 };
 
 namespace detail {
