@@ -10,6 +10,7 @@
 #include "app/demo.h"
 #include "app/system.h"
 #include "http/jwt.h"
+#include "loadgen/command.h"
 #include "payment_sim/sim_server.h"
 #include "ports/clock.h"
 
@@ -162,6 +163,15 @@ int main(int argc, char** argv) {
   auto* demo_seed_option = demo_cmd->add_option("--seed", demo_seed, "seed of the buyers' choices");
   demo_cmd->add_flag("--small", demo.small, "about 300 seats and 800 buyers: a quick run");
 
+  // `loadgen` plays buyers against a running server; it has a command line of its own (everything
+  // after `loadgen` is its), and reads no setting of the table either.
+  auto* loadgen_cmd =
+      cli.add_subcommand("loadgen",
+                         "play a flash sale's buyers against a running server (--url), then "
+                         "check the invariants; `boxoffice loadgen --help` for its flags")
+          ->prefix_command();
+  loadgen_cmd->set_help_flag();  // its --help is loadgen's own
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -171,6 +181,7 @@ int main(int argc, char** argv) {
     if (demo_seed_option->count()) demo.seed = demo_seed;
     return run_demo(demo);
   }
+  if (*loadgen_cmd) return loadgen::loadgen_main(loadgen_cmd->remaining());
   if (auto error = settings.resolve()) {
     std::cerr << "boxoffice: " << *error << "\n";
     return kExitConfig;

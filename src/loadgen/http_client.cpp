@@ -234,7 +234,8 @@ net::awaitable<Response> Connection::send(Request request) {
     // Only a connection the server may have closed while it sat idle earns a second try.
     if (!(outcome.stale && reused && retry_safe(request))) break;
   }
-  out.latency = std::chrono::duration_cast<Micros>(SteadyClock::now() - start);
+  out.latency = std::chrono::duration_cast<Micros>(
+      SteadyClock::now() - std::min(start, request.intended_at.value_or(start)));
   if (s.recorder && !request.route.empty())
     s.recorder->record(request.route, out.status, out.latency);
   co_return out;

@@ -39,6 +39,11 @@ struct Request {
   Headers headers;
   /// The class the Recorder files this request under ("hold", "checkout"); empty: not recorded.
   std::string route;
+  /// When the request was meant to be sent (an open-model arrival, or when a buyer started
+  /// waiting for a shared connection): its latency is measured from then, not from the moment it
+  /// went out, so that time spent queueing in the load generator is not hidden (coordinated
+  /// omission). Unset: measured from the call to send().
+  std::optional<std::chrono::steady_clock::time_point> intended_at;
 };
 
 struct Response {
@@ -46,7 +51,7 @@ struct Response {
   std::string body;
   Headers headers;
   std::string error;  // why there is no response ("timeout", "connect: Connection refused")
-  Micros latency{0};  // from the call to the last byte, connecting included
+  Micros latency{0};  // from intended_at (else the call) to the last byte, connecting included
 
   bool ok() const { return status >= 200 && status < 300; }
   /// Case-insensitive lookup (first occurrence).

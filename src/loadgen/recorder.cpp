@@ -25,6 +25,7 @@ LatencySummary summarize(std::vector<Micros>& samples) {
   out.p50 = rank(samples, 0.50);
   out.p90 = rank(samples, 0.90);
   out.p99 = rank(samples, 0.99);
+  out.p999 = rank(samples, 0.999);
   out.max = samples.back();
   return out;
 }

@@ -25,6 +25,7 @@ struct LatencySummary {
   Micros p50{0};
   Micros p90{0};
   Micros p99{0};
+  Micros p999{0};
   Micros max{0};
 };
 

@@ -5,47 +5,14 @@
 #include "integration/api_fixture.h"
 #include "support/child_process.h"
 #include "support/free_port.h"
+#include "support/payment_sim_process.h"
 
 namespace boxoffice::testing::api {
 namespace {
 
 /// A real payment-sim process on a free port.
-class PaymentSim {
- public:
-  PaymentSim() : port_(free_port()) {
-    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        BOXOFFICE_BINARY, "payment-sim", "--listen=127.0.0.1:" + std::to_string(port_),
-        "--slow-delay-ms=2500"});
-    for (int i = 0; i < 500; ++i) {
-      try {
-        HttpClient probe(port_, 1s);
-        if (probe.get("/healthz").status == 200) return;
-      } catch (const std::exception&) {
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    throw std::runtime_error("payment-sim did not start: " + process_->log());
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  /// Ledger charges by idempotency key (the booking id).
-  std::multimap<std::string, json::object> charges() {
-    HttpClient client(port_);
-    auto ledger = expect_status(client.get("/v1/ledger"), 200, "GET ledger");
-    std::multimap<std::string, json::object> out;
-    for (const auto& c : ledger.at("charges").as_array()) {
-      out.emplace(str(c.at("idempotency_key")), c.as_object());
-    }
-    return out;
-  }
-  size_t refunds() {
-    HttpClient client(port_);
-    auto ledger = expect_status(client.get("/v1/ledger"), 200, "GET ledger");
-    return ledger.at("refunds").as_array().size();
-  }
-
- private:
-  uint16_t port_;
-  std::unique_ptr<ChildProcess> process_;
+struct PaymentSim : PaymentSimProcess {
+  PaymentSim() : PaymentSimProcess(BOXOFFICE_BINARY, {"--slow-delay-ms=2500"}) {}
 };
 
 class PaymentFlowTest : public ::testing::Test {
