@@ -129,7 +129,9 @@ void ServerProcess::start() {
                            "); its log:\n" + log());
 }
 
-HttpClient ServerProcess::client() const { return HttpClient(port_); }
+uint16_t ServerProcess::port() const { return split_ ? split_->port() : port_; }
+
+HttpClient ServerProcess::client() const { return HttpClient(port()); }
 
 std::string ServerProcess::token(const std::string& subject, std::vector<std::string> roles,
                                  std::chrono::seconds ttl) const {

@@ -52,7 +52,7 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const;
   const std::filesystem::path& data_dir() const { return data_dir_; }
   /// A new client with its own connection; set its `bearer` to act as someone.
   HttpClient client() const;

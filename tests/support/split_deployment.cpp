@@ -18,6 +18,8 @@ namespace {
 constexpr auto kReadyPollInterval = std::chrono::milliseconds(20);
 constexpr auto kReadyProbeTimeout = std::chrono::milliseconds(500);
 constexpr auto kKillWaitTimeout = std::chrono::seconds(5);
+// Starts of one process that found its port taken, each on a new port, before giving up.
+constexpr int kBindAttemptsMax = 3;
 
 std::string url(uint16_t port) { return "http://127.0.0.1:" + std::to_string(port); }
 
@@ -114,19 +116,53 @@ void SplitDeployment::start() {
   }
 }
 
+// Another process may bind a port between free_port() and the member's own bind (outbound
+// connections of the members started before it take ephemeral ports from the same range): the
+// member then gets a new port, and the members that point at it are told, before they start.
+void SplitDeployment::move_to_new_port(Member& member) {
+  const uint16_t old = member.port;
+  const auto old_port = std::to_string(old);
+  member.port = free_port();
+  const auto new_port = std::to_string(member.port);
+  for (auto& other : members_) {
+    for (auto& arg : other->argv) {
+      for (const std::string prefix : {"--listen=127.0.0.1:", "--booking-url=http://127.0.0.1:",
+                                       "--waitlist-url=http://127.0.0.1:"}) {
+        if (arg == prefix + old_port) arg = prefix + new_port;
+      }
+    }
+  }
+  if (front_port_ == old) front_port_ = member.port;
+  if (options_.haproxy) write_haproxy_config();
+}
+
 void SplitDeployment::start_member(Member& member) {
-  member.process =
-      std::make_unique<ChildProcess>(member.argv, options_.env, member.log_path(options_.work_dir));
+  for (int attempt = 1;; ++attempt) {
+    member.process = std::make_unique<ChildProcess>(member.argv, options_.env,
+                                                    member.log_path(options_.work_dir));
+    if (wait_ready(member, attempt < kBindAttemptsMax)) return;
+    move_to_new_port(member);
+  }
+}
+
+bool SplitDeployment::wait_ready(Member& member, bool may_retry_bind) {
   HttpClient probe(member.port, kReadyProbeTimeout);
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   std::string last_attempt = "no attempt";
   while (std::chrono::steady_clock::now() < deadline) {
     if (const auto code = member.process->wait_exit(std::chrono::milliseconds(0))) {
+      std::ifstream in(member.log_path(options_.work_dir));
+      const std::string own_log{std::istreambuf_iterator<char>(in),
+                                std::istreambuf_iterator<char>()};
+      if (may_retry_bind && own_log.find("Address already in use") != std::string::npos) {
+        std::filesystem::remove(member.log_path(options_.work_dir));
+        return false;
+      }
       throw std::runtime_error(member.name + " exited with " + std::to_string(*code) +
                                " before it was ready; the logs:\n" + log());
     }
     try {
-      if (probe.get("/healthz").status == 200) return;
+      if (probe.get("/healthz").status == 200) return true;
       last_attempt = "GET /healthz did not answer 200";
     } catch (const std::exception& e) {
       last_attempt = e.what();

@@ -38,7 +38,8 @@ class SplitDeployment {
   SplitDeployment(const SplitDeployment&) = delete;
   SplitDeployment& operator=(const SplitDeployment&) = delete;
 
-  /// The front door: haproxy's port, or the gateway's.
+  /// The front door: haproxy's port, or the gateway's (it may change during the first start(),
+  /// when the port picked for it was taken meanwhile).
   uint16_t port() const { return front_port_; }
   /// Starts every process not running (backends first, the front door last) and waits until each
   /// answers GET /healthz. Throws std::runtime_error carrying the logs when one exits or is not
@@ -64,6 +65,10 @@ class SplitDeployment {
  private:
   struct Member;
   void start_member(Member& member);
+  /// True once the member answers; false when it exited because its port was taken (and a
+  /// retry is allowed). Throws with the logs otherwise.
+  bool wait_ready(Member& member, bool may_retry_bind);
+  void move_to_new_port(Member& member);
   void write_haproxy_config() const;
 
   SplitDeploymentOptions options_;
