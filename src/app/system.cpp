@@ -112,76 +112,6 @@ Roles parse_roles(const std::string& text) {
   return roles;
 }
 
-/// The seat lock store as the payments role sees it when the booking role runs elsewhere: the
-/// Redis store knows an event's layout only once it has been added in this process, so a hold of
-/// an event created since (by the booking role) is "not found" until the events are loaded again
-/// from the bookings DB. Settling a payment loads them on such a miss and tries once more.
-class EventLoadingSeatLockStore final : public SeatLockStore {
- public:
-  EventLoadingSeatLockStore(SeatLockStore& inner, BookingStore& bookings)
-      : inner_(inner), bookings_(bookings) {}
-
-  /// Adds every event of the bookings DB (adding a known one changes nothing).
-  void load_events() {
-    for (const auto& event : bookings_.list_events()) inner_.add_event(event);
-  }
-
-  void add_event(const Event& event) override { inner_.add_event(event); }
-  void restore(const std::string& event_id, const std::vector<RestoredClaim>& claims) override {
-    inner_.restore(event_id, claims);
-  }
-  void raise_fence_floor(uint64_t fence) override { inner_.raise_fence_floor(fence); }
-  Result<Hold> hold(const HoldRequest& request) override { return inner_.hold(request); }
-  Result<Hold> get_hold(const std::string& hold_id, Timestamp now) override {
-    return inner_.get_hold(hold_id, now);
-  }
-  Result<Hold> release(const std::string& hold_id, Timestamp now) override {
-    return inner_.release(hold_id, now);
-  }
-  Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now) override {
-    return inner_.begin_checkout(hold_id, now);
-  }
-  void abort_checkout(const std::string& hold_id, bool keep) override {
-    inner_.abort_checkout(hold_id, keep);
-  }
-  Status mark_sold(const std::string& hold_id, Timestamp now) override {
-    auto result = inner_.mark_sold(hold_id, now);
-    if (result || result.error().code != Errc::not_found) return result;
-    load_events();
-    return inner_.mark_sold(hold_id, now);
-  }
-  Status release_booked(const std::string& hold_id, Timestamp now) override {
-    auto result = inner_.release_booked(hold_id, now);
-    if (result || result.error().code != Errc::not_found) return result;
-    load_events();
-    return inner_.release_booked(hold_id, now);
-  }
-  void set_waitlisted(const std::string& event_id, const std::string& section,
-                      uint32_t waiting) override {
-    inner_.set_waitlisted(event_id, section, waiting);
-  }
-  Result<uint32_t> free_seats(const std::string& event_id, const std::string& section,
-                              Timestamp now) override {
-    return inner_.free_seats(event_id, section, now);
-  }
-  std::vector<SectionRef> sweep_expired(Timestamp now, size_t limit) override {
-    return inner_.sweep_expired(now, limit);
-  }
-  Result<std::vector<SectionAvailability>> availability(const std::string& event_id,
-                                                        Timestamp now) override {
-    return inner_.availability(event_id, now);
-  }
-  Result<std::vector<SeatState>> seats(const std::string& event_id, const std::string& section_id,
-                                       const std::optional<std::string>& row,
-                                       Timestamp now) override {
-    return inner_.seats(event_id, section_id, row, now);
-  }
-
- private:
-  SeatLockStore& inner_;
-  BookingStore& bookings_;
-};
-
 /// Gives the waitlist role's event cache the events the booking role (another process) created
 /// since its last refresh, before a join that names one: a join must not fail for an event that
 /// exists. Only for requests forwarded by a gateway (they are authenticated and rate-limited
@@ -238,8 +168,7 @@ struct System::Impl {
   std::shared_ptr<redis::Client> redis;
   std::unique_ptr<RedisSeatLockStore> redis_locks;
   std::unique_ptr<MemorySeatLockStore> memory_locks;
-  std::unique_ptr<RecoveringSeatLockStore> locks;            // what every service uses
-  std::unique_ptr<EventLoadingSeatLockStore> payment_locks;  // payments without booking here
+  std::unique_ptr<RecoveringSeatLockStore> locks;  // what every service uses
   std::unique_ptr<SqliteWaitlistStore> sqlite_waitlist;
   std::unique_ptr<RedisWaitlistStore> redis_waitlist;
   WaitlistStore* waitlist_store = nullptr;
@@ -418,18 +347,15 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
     PaymentProcessorOptions payment_options;
     payment_options.concurrency = c.payment_concurrency;
     payment_options.reconcile_after = std::chrono::seconds{c.payment_reconcile_seconds};
-    SeatLockStore* locks = s.locks.get();
     if (!roles.booking) {
-      s.payment_locks = std::make_unique<EventLoadingSeatLockStore>(*s.locks, *s.bookings_db);
       try {
-        s.payment_locks->load_events();
+        s.locks->load_events();
       } catch (const StorageError& e) {
         throw ConfigError("cannot load the events: " + std::string{e.what()});
       }
-      locks = s.payment_locks.get();
     }
     s.processor = std::make_unique<PaymentProcessor>(s.clock, *s.bookings_db, *s.payment_queue,
-                                                     *s.provider, *locks, payment_options);
+                                                     *s.provider, *s.locks, payment_options);
   }
   if (c.waitlist_offer_seconds < 10)
     throw ConfigError("waitlist_offer_seconds must be at least 10");

@@ -171,12 +171,13 @@ bool Api::needs_worker(const HttpRequest& request) const {
          (found->route->creates && request.header("Idempotency-Key"));
 }
 
-HttpResponse Api::handle(const HttpRequest& request) {
+HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,
+                               const std::function<HttpResponse(size_t& route_index)>& dispatch) {
   const auto started = std::chrono::steady_clock::now();
-  size_t route_index = metrics_->unmatched();
+  size_t route_index = metrics.unmatched();
   HttpResponse response;
   try {
-    response = dispatch(request, route_index);
+    response = dispatch(route_index);
   } catch (const StorageError& e) {
     spdlog::error("storage failure on {} {}: {}", request.method, request.path, e.what());
     response =
@@ -186,12 +187,13 @@ HttpResponse Api::handle(const HttpRequest& request) {
     response = protocol_problem(500, "internal", "Internal error", "an unexpected error occurred");
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
-  metrics_->record(route_index, response.status, elapsed.count());
+  metrics.record(route_index, response.status, elapsed.count());
   return response;
 }
 
-HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
-  auto match = router_.match(request.method, request.path);
+std::variant<Router::Match, HttpResponse> match_route(const Router& router,
+                                                      const HttpRequest& request) {
+  auto match = router.match(request.method, request.path);
   if (std::holds_alternative<Router::NoRoute>(match)) {
     return protocol_problem(404, "not_found", "Not found", "no route " + request.path);
   }
@@ -201,6 +203,17 @@ HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
     response.set_header("Allow", wrong->allow);
     return response;
   }
+  return std::get<Router::Match>(std::move(match));
+}
+
+HttpResponse Api::handle(const HttpRequest& request) {
+  return answer_and_record(request, *metrics_,
+                           [&](size_t& route_index) { return dispatch(request, route_index); });
+}
+
+HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
+  auto match = match_route(router_, request);
+  if (auto* refusal = std::get_if<HttpResponse>(&match)) return std::move(*refusal);
   auto& found = std::get<Router::Match>(match);
   route_index = found.index;
   const Route& route = *found.route;

@@ -4,6 +4,7 @@
 // request runs (an I/O thread, or the bounded worker pool for blocking engines) and handle() to
 // answer it.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,16 @@ std::variant<Caller, HttpResponse> authenticate(const HttpRequest& request,
                                                 const jwt::VerifierConfig& config, Timestamp now);
 /// The 401 or 403 when `caller` may not use a route with this access; nullopt when they may.
 std::optional<HttpResponse> check_access(Access access, const Caller& caller);
+
+/// What every front of the API (the Api, the Gateway) does around its own dispatch: an engine
+/// that does not answer becomes 503, anything else unexpected 500, and the answer is counted in
+/// `metrics` under the route index `dispatch` sets (unmatched until it sets one).
+HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,
+                               const std::function<HttpResponse(size_t& route_index)>& dispatch);
+
+/// The request's route, or the answer when there is none: 404, or 405 with Allow.
+std::variant<Router::Match, HttpResponse> match_route(const Router& router,
+                                                      const HttpRequest& request);
 
 class Api final : public RequestHandler {
  public:

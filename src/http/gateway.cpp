@@ -182,36 +182,15 @@ bool Gateway::needs_worker(const HttpRequest& request) const {
 }
 
 HttpResponse Gateway::handle(const HttpRequest& request) {
-  const auto started = std::chrono::steady_clock::now();
-  size_t route_index = metrics_->unmatched();
-  HttpResponse response;
-  try {
-    response = dispatch(request, route_index);
-  } catch (const StorageError& e) {
-    // The shared rate limiter's store on a read route that does not fail closed, for instance.
-    spdlog::error("storage failure on {} {}: {}", request.method, request.path, e.what());
-    response =
-        problem(make_error(Errc::unavailable, "a storage engine did not answer; retry later"));
-  } catch (const std::exception& e) {
-    spdlog::error("unexpected failure on {} {}: {}", request.method, request.path, e.what());
-    response = protocol_problem(500, "internal", "Internal error", "an unexpected error occurred");
-  }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
-  metrics_->record(route_index, response.status, elapsed.count());
-  return response;
+  // A StorageError here is, for instance, the shared rate limiter's store on a read route that
+  // does not fail closed.
+  return answer_and_record(request, *metrics_,
+                           [&](size_t& route_index) { return dispatch(request, route_index); });
 }
 
 HttpResponse Gateway::dispatch(const HttpRequest& request, size_t& route_index) {
-  auto match = router_.match(request.method, request.path);
-  if (std::holds_alternative<Router::NoRoute>(match)) {
-    return protocol_problem(404, "not_found", "Not found", "no route " + request.path);
-  }
-  if (auto* wrong = std::get_if<Router::WrongMethod>(&match)) {
-    auto response = protocol_problem(405, "method_not_allowed", "Method not allowed",
-                                     request.method + " is not allowed here; use " + wrong->allow);
-    response.set_header("Allow", wrong->allow);
-    return response;
-  }
+  auto match = match_route(router_, request);
+  if (auto* refusal = std::get_if<HttpResponse>(&match)) return std::move(*refusal);
   auto& found = std::get<Router::Match>(match);
   route_index = found.index;
   const Route& route = *found.route;

@@ -83,11 +83,21 @@ void RecoveringSeatLockStore::abort_checkout(const std::string& hold_id, bool ke
   recovering([&] { inner_.abort_checkout(hold_id, keep); });
 }
 
+void RecoveringSeatLockStore::load_events() {
+  for (const auto& event : bookings_.list_events()) inner_.add_event(event);
+}
+
 Status RecoveringSeatLockStore::mark_sold(const std::string& hold_id, Timestamp now) {
+  auto sold = recovering([&] { return inner_.mark_sold(hold_id, now); });
+  if (sold || sold.error().code != Errc::not_found) return sold;
+  load_events();
   return recovering([&] { return inner_.mark_sold(hold_id, now); });
 }
 
 Status RecoveringSeatLockStore::release_booked(const std::string& hold_id, Timestamp now) {
+  auto released = recovering([&] { return inner_.release_booked(hold_id, now); });
+  if (released || released.error().code != Errc::not_found) return released;
+  load_events();
   return recovering([&] { return inner_.release_booked(hold_id, now); });
 }
 

@@ -4,9 +4,10 @@
 // what the gate forgot can be rebuilt from it. RecoveringSeatLockStore wraps the real store for
 // every service that uses it (booking, waitlist, payments): a call that finds an event forgotten
 // (LockStateLost) rebuilds that event from the Bookings DB — fence floor, layout, live claims —
-// and runs once more. While one caller rebuilds an event, others touching it get StorageError
-// (503, "retry shortly") instead of a guess, so a forgotten seat is never sold twice, and sales
-// resume by themselves once the rebuild is done.
+// and runs once more; a payment settled for a hold of an event this process has not seen (made
+// by another process) loads the events and runs once more. While one caller rebuilds an event,
+// others touching it get StorageError (503, "retry shortly") instead of a guess, so a forgotten
+// seat is never sold twice, and sales resume by themselves once the rebuild is done.
 
 #include <cstdint>
 #include <mutex>
@@ -24,6 +25,12 @@ class RecoveringSeatLockStore final : public SeatLockStore {
 
   /// Events rebuilt since start (for logs and tests).
   uint64_t rebuilds() const;
+
+  /// Makes every event of the bookings DB known to the store (a known one is left as it is).
+  /// A process that settles payments for events another process created (the payments role
+  /// running apart) calls it at start; settling a hold of an event it still does not know
+  /// calls it again and retries once.
+  void load_events();
 
   void add_event(const Event& event) override;
   void restore(const std::string& event_id, const std::vector<RestoredClaim>& claims) override;
