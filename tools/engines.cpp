@@ -16,10 +16,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--redis-aof") == 0) {
       options.redis_append_only = true;
+    } else if (std::strcmp(argv[i], "--durable") == 0) {
+      options.postgres_durable = true;
     } else {
-      std::cerr << "usage: boxoffice-engines [--redis-aof]\n"
-                   "  starts Redis, PostgreSQL and NATS on 127.0.0.1 until interrupted\n"
-                   "  --redis-aof   Redis with appendfsync always (survives a restart)\n";
+      std::cerr
+          << "usage: boxoffice-engines [--redis-aof] [--durable]\n"
+             "  starts Redis, PostgreSQL and NATS on 127.0.0.1 until interrupted\n"
+             "  --redis-aof   Redis with appendfsync always (survives a restart)\n"
+             "  --durable     PostgreSQL flushing every commit (fsync on), as in production\n";
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }

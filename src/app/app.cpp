@@ -1,6 +1,7 @@
 #include "app/app.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -20,7 +21,26 @@ namespace {
 
 constexpr int kExitConfig = 2;
 
+// Each connection is a descriptor, and the soft limit is often 1024 under a far higher hard one:
+// raise it, or accept fails (EMFILE) near a thousand connections whatever connections_max says.
+void raise_descriptor_limit(uint32_t connections_max) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t wanted = rlim_t{connections_max} + 256;  // and the engines' files and sockets
+  if (limit.rlim_cur < wanted) {
+    spdlog::warn(
+        "descriptor limit {} (RLIMIT_NOFILE, hard limit) is below connections_max {} + "
+        "256: connections will be refused before that; raise it (ulimit -Hn, LimitNOFILE=)",
+        limit.rlim_cur, connections_max);
+  }
+}
+
 int serve(const Config& config) {
+  raise_descriptor_limit(config.connections_max);
   try {
     System system(config);
     system.run();

@@ -33,7 +33,7 @@ struct Config {
   // Payments.
   std::string payment_provider_url;  // empty: the simulator runs in this process
   uint32_t payment_attempt_timeout_ms = 2000;
-  uint32_t payment_concurrency = 8;
+  uint32_t payment_concurrency = 64;  // a slow provider answer holds one for seconds
   uint32_t payment_visibility_seconds = 30;
   uint32_t payment_max_deliveries = 5;
   uint32_t payment_reconcile_seconds = 120;

@@ -18,6 +18,8 @@
 #include <random>
 
 #include "http/jwt.h"
+#include "loadgen/hold_load.h"
+#include "loadgen/route_report.h"
 #include "loadgen/sale.h"
 #include "ports/clock.h"
 
@@ -32,6 +34,8 @@ constexpr uint32_t kSeatsPerRow = 25;                 // rows of the reserved se
 constexpr uint32_t kBuyersPerSeatDefault = 3;         // demand: three buyers for every seat
 constexpr uint32_t kServerOfferSecondsDefault = 600;  // the server's waitlist_offer_seconds
 constexpr int64_t kPriceGeneral = 9500, kPriceReserved = 18000;
+constexpr uint32_t kHallSeatsPerRow = 1000;  // rows of the holds scenario's one section
+constexpr double kHoldsDurationDefault = 10, kHoldsWarmupDefault = 2;
 
 class BadFlag : public std::runtime_error {
  public:
@@ -106,6 +110,14 @@ std::string one_line(std::string text) {
   return text;
 }
 
+/// The holds scenario's event: one reserved section, "hall", of `seats` in rows of up to
+/// kHallSeatsPerRow (what does not fill a row is left out).
+std::vector<SectionPlan> hall_sections(uint32_t seats) {
+  const uint32_t per_row = std::min(seats, kHallSeatsPerRow);
+  return {reserved_section("hall", "Hall", std::max<uint32_t>(1, seats / per_row), per_row,
+                           kPriceReserved)};
+}
+
 bool write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
@@ -123,7 +135,10 @@ int loadgen_main(const std::vector<std::string>& args) {
   CLI::App cli{"boxoffice loadgen: flash-sale buyers against a running server",
                "boxoffice loadgen"};
   std::string url, secret, issuer = "boxoffice", audience = "boxoffice", event_id, sections_spec;
-  std::string json_path, markdown_path, postgres_url, provider_url;
+  std::string json_path, markdown_path, postgres_url, provider_url, timeline_path;
+  std::string scenario = "sale", after_hold = "keep";
+  uint32_t seats_per_hold = 4;
+  double warmup_seconds = kHoldsWarmupDefault;
   uint32_t seats = 1000, buyers = 0, concurrency = 64, hold_ttl_seconds = 10;
   uint32_t offer_seconds = kServerOfferSecondsDefault, settle_seconds = 120;
   double rate = 0, duration_seconds = 0;
@@ -173,6 +188,24 @@ int loadgen_main(const std::vector<std::string>& args) {
                  "the payment provider (payment-sim) base URL: charges checked in its ledger");
   cli.add_option("--postgres-url", postgres_url,
                  "the bookings database: invariants checked in its tables too");
+  cli.add_option("--scenario", scenario,
+                 "sale: buyers' whole journeys, checked afterwards; holds: one hold after another "
+                 "(then --after-hold), for the hot path's throughput and latency")
+      ->check(CLI::IsMember({"sale", "holds"}))
+      ->capture_default_str();
+  cli.add_option("--after-hold", after_hold,
+                 "holds scenario: after each hold keep it, release it, or check it out")
+      ->check(CLI::IsMember({"keep", "release", "checkout"}))
+      ->capture_default_str();
+  cli.add_option("--seats-per-hold", seats_per_hold, "holds scenario: adjacent seats per hold")
+      ->check(CLI::Range(1u, 100u))
+      ->capture_default_str();
+  cli.add_option("--warmup", warmup_seconds,
+                 "holds scenario: seconds of operations before the measured --duration")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  cli.add_option("--timeline", timeline_path,
+                 "write second-by-second requests, holds made, p50 and p99 here (gnuplot data)");
   cli.add_option("--json", json_path, "write the report as JSON to this file");
   cli.add_option("--markdown", markdown_path, "write the Markdown report to this file");
 
@@ -189,8 +222,15 @@ int loadgen_main(const std::vector<std::string>& args) {
       throw BadFlag("--provider-url \"" + provider_url + "\" is not http://host:port");
     }
     sale.origin = *origin;
-    sale.plan.sections =
-        sections_spec.empty() ? default_sections(seats) : parse_sections(sections_spec);
+    if (scenario == "holds") {
+      if (!event_id.empty()) throw BadFlag("--scenario holds creates its own event: no --event-id");
+      if (!postgres_url.empty() || !provider_url.empty()) {
+        throw BadFlag("--scenario holds checks no invariants: no --postgres-url, --provider-url");
+      }
+    }
+    sale.plan.sections = !sections_spec.empty() ? parse_sections(sections_spec)
+                         : scenario == "holds"  ? hall_sections(seats)
+                                                : default_sections(seats);
     sale.plan.hold_ttl_seconds = hold_ttl_seconds;
     sale.plan.buyers =
         buyers ? buyers : std::max<uint32_t>(1, sale.plan.seats() * kBuyersPerSeatDefault);
@@ -246,11 +286,31 @@ int loadgen_main(const std::vector<std::string>& args) {
     interrupted = true;
     ioc.stop();
   });
-  net::co_spawn(ioc, run_sale(std::move(sale)), [&](std::exception_ptr e, SaleResult r) {
+  const auto finish = [&](std::exception_ptr e, SaleResult r) {
     failure = e;
     result = std::move(r);
     signals.cancel();
-  });
+  };
+  if (scenario == "holds") {
+    HoldLoadOptions load;
+    load.origin = sale.origin;
+    load.mint = sale.mint;
+    load.plan = sale.plan;
+    load.seats_per_hold = seats_per_hold;
+    load.after = after_hold == "release"    ? AfterHold::release
+                 : after_hold == "checkout" ? AfterHold::checkout
+                                            : AfterHold::keep;
+    load.concurrency = concurrency;
+    load.rate_per_second = sale.rate_per_second;
+    load.warmup = std::chrono::milliseconds{static_cast<int64_t>(warmup_seconds * 1000)};
+    load.duration = std::chrono::milliseconds{static_cast<int64_t>(
+        (duration_seconds > 0 ? duration_seconds : kHoldsDurationDefault) * 1000)};
+    load.title = "boxoffice loadgen: holds";
+    load.setup = fmt::format("Server {}.", url);
+    net::co_spawn(ioc, run_hold_load(std::move(load)), finish);
+  } else {
+    net::co_spawn(ioc, run_sale(std::move(sale)), finish);
+  }
   ioc.run();
   if (interrupted) {
     std::cerr << "\nboxoffice loadgen: interrupted; no report\n";
@@ -269,6 +329,9 @@ int loadgen_main(const std::vector<std::string>& args) {
   if (!json_path.empty())
     written &= write_file(json_path, boost::json::serialize(result.json) + "\n");
   if (!markdown_path.empty()) written &= write_file(markdown_path, result.markdown);
+  if (!timeline_path.empty()) {
+    written &= write_file(timeline_path, timeline_data(result.per_second, "hold"));
+  }
   return result.passed && written ? 0 : 1;
 }
 

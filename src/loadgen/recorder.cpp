@@ -36,6 +36,38 @@ void Recorder::record(std::string_view route, int status, Micros latency) {
   auto& r = find_or_add(route);
   ++r.statuses[status];
   if (status != kNoResponse) r.samples.push_back(latency);
+  if (!timeline_origin_) return;
+  const auto second = static_cast<size_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::steady_clock::now() - *timeline_origin_)
+                                              .count());
+  if (second >= kTimelineSecondsMax) return;
+  if (seconds_.size() <= second) seconds_.resize(second + 1);
+  auto& s = seconds_[second];
+  ++s.requests;
+  if (status == kNoResponse) return;
+  s.samples.push_back(latency);
+  if (status >= 200 && status < 300) {
+    auto it = s.ok.find(route);
+    if (it == s.ok.end()) it = s.ok.emplace(std::string{route}, 0).first;
+    ++it->second;
+  }
+}
+
+void Recorder::start_timeline(std::chrono::steady_clock::time_point origin) {
+  std::lock_guard lock(mutex_);
+  timeline_origin_ = origin;
+  seconds_.clear();
+}
+
+std::vector<SecondSummary> Recorder::timeline() const {
+  std::lock_guard lock(mutex_);
+  std::vector<SecondSummary> out;
+  out.reserve(seconds_.size());
+  for (size_t i = 0; i < seconds_.size(); ++i) {
+    auto samples = seconds_[i].samples;
+    out.push_back({i, seconds_[i].requests, seconds_[i].ok, summarize(samples)});
+  }
+  return out;
 }
 
 Recorder::Route& Recorder::find_or_add(std::string_view route) {

@@ -40,10 +40,24 @@ struct RouteSummary {
   uint64_t requests = 0;
 };
 
+/// One second of a run: the requests that completed in it.
+struct SecondSummary {
+  uint64_t second = 0;                              // since the timeline's origin
+  uint64_t requests = 0;                            // answered or not
+  std::map<std::string, uint64_t, std::less<>> ok;  // 2xx answers per route class
+  LatencySummary latency;                           // of the answered ones
+};
+
 /// Thread-safe: workers on any thread record into one Recorder.
 class Recorder {
  public:
   void record(std::string_view route, int status, Micros latency);
+
+  /// From now on every request is also filed under the second (since `origin`) it completed in,
+  /// for a chart of throughput and latency over time. Seconds past kTimelineSecondsMax are not.
+  void start_timeline(std::chrono::steady_clock::time_point origin);
+  std::vector<SecondSummary> timeline() const;
+  static constexpr size_t kTimelineSecondsMax = 24 * 3600;
 
   /// Every route class, in the order each was first recorded (the order of a buyer's journey).
   std::vector<RouteSummary> summary() const;
@@ -63,8 +77,16 @@ class Recorder {
   const Route* find(std::string_view route) const;  // needs mutex_
   RouteSummary summarize_route(const Route& route) const;
 
+  struct Second {
+    uint64_t requests = 0;
+    std::map<std::string, uint64_t, std::less<>> ok;
+    std::vector<Micros> samples;
+  };
+
   mutable std::mutex mutex_;
-  std::vector<Route> routes_;  // a handful of classes: a linear search beats a map
+  std::vector<Route> routes_;
+  std::optional<std::chrono::steady_clock::time_point> timeline_origin_;
+  std::vector<Second> seconds_;  // a handful of classes: a linear search beats a map
   std::atomic<uint64_t> requests_{0};
 };
 

@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "loadgen/route_report.h"
 #include "loadgen/sale_state.h"
 
 namespace boxoffice::loadgen {
@@ -11,16 +12,6 @@ namespace boxoffice::loadgen {
 namespace json = boost::json;
 
 namespace {
-
-std::string statuses_text(const std::map<int, uint64_t>& statuses) {
-  std::vector<std::string> parts;
-  for (const auto& [status, n] : statuses) {
-    parts.push_back(
-        fmt::format("{} ×{}", status == kNoResponse ? std::string{"none"} : std::to_string(status),
-                    num(static_cast<int64_t>(n))));
-  }
-  return fmt::format("{}", fmt::join(parts, ", "));
-}
 
 std::string percent(double share) { return fmt::format("{:.0f}%", share * 100); }
 
@@ -166,18 +157,6 @@ void report_waitlist(std::ostream& out, const Sale& d, const Evidence& e) {
   out << line_counts_row("the stats", e.line);
   out << line_counts_row("the buyers' own entries", seen);
 }
-/// "201": 57 — status codes as JSON keys ("none" for no response).
-std::string status_key(int status) {
-  return status == kNoResponse ? std::string{"none"} : std::to_string(status);
-}
-
-double millis(Micros us) { return static_cast<double>(us.count()) / 1000.0; }
-
-json::object latency_json(const LatencySummary& l) {
-  return {{"count", l.count},        {"p50_ms", millis(l.p50)},   {"p90_ms", millis(l.p90)},
-          {"p99_ms", millis(l.p99)}, {"p999_ms", millis(l.p999)}, {"max_ms", millis(l.max)}};
-}
-
 json::value seconds_or_null(const std::optional<Steady::duration>& d) {
   if (!d) return nullptr;
   return std::chrono::duration<double>(*d).count();
@@ -195,6 +174,7 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
   const auto& plan = d.plan;
   const auto& t = d.tally;
   const auto routes = d.recorder.summary();
+  auto per_second = d.recorder.timeline();
   out << "\n# " << d.title << "\n\n";
   std::vector<std::string> layout;
   for (const auto& s : plan.sections) {
@@ -253,17 +233,7 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
   out << (d.rate_per_second ? ", from the intended send time (a buyer's arrival, or the moment it "
                               "began waiting for a shared connection):\n\n"
                             : ":\n\n");
-  out << "| route | requests | p50 | p90 | p99 | p99.9 | max | statuses "
-         "|\n|---|---:|---:|---:|---:|---:|---:|---|\n";
-  std::map<int, uint64_t> all_statuses;
-  for (const auto& r : routes) {
-    out << fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", r.route,
-                       num(static_cast<int64_t>(r.requests)), ms(r.latency.p50), ms(r.latency.p90),
-                       ms(r.latency.p99), ms(r.latency.p999), ms(r.latency.max),
-                       statuses_text(r.statuses));
-    for (const auto& [status, n] : r.statuses) all_statuses[status] += n;
-  }
-  out << fmt::format("\nStatus codes over every route: {}.", statuses_text(all_statuses));
+  out << routes_markdown(routes);
   for (const auto& route : {"hold", "checkout"}) {
     if (auto r = d.recorder.route(route)) {
       out << fmt::format("\n{} latency: p50 {} ms, p99 {} ms.", route, ms(r->latency.p50),
@@ -409,18 +379,8 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
       checks.size() - skipped,
       skipped ? fmt::format(" ({} skipped: nothing to check against)", skipped) : std::string{});
 
-  json::array route_list;
-  for (const auto& r : routes) {
-    json::object statuses;
-    for (const auto& [status, n] : r.statuses) statuses[status_key(status)] = n;
-    auto entry = latency_json(r.latency);
-    entry["route"] = r.route;
-    entry["requests"] = r.requests;
-    entry["statuses"] = std::move(statuses);
-    route_list.push_back(std::move(entry));
-  }
   json::object status_counts;
-  for (const auto& [status, n] : all_statuses) status_counts[status_key(status)] = n;
+  for (const auto& [status, n] : all_statuses(routes)) status_counts[status_key(status)] = n;
   json::object sections;
   for (const auto& s : e.sections) {
     sections[s.id] = json::object{
@@ -454,7 +414,8 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
       {"sale_seconds", sale_seconds},
       {"throughput_rps", throughput},
       {"status_counts", std::move(status_counts)},
-      {"routes", std::move(route_list)},
+      {"routes", routes_json(routes)},
+      {"per_second", timeline_json(per_second)},
       {"timeline_seconds", json::object{{"sold_out", seconds_or_null(d.sold_out_after)},
                                         {"buyers_done", seconds_or_null(d.buyers_done_after)},
                                         {"payments_final", seconds_or_null(d.payments_final_after)},
@@ -470,7 +431,7 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
                                 : json::value(nullptr)},
       {"invariants", std::move(invariants)},
       {"passed", ok}};
-  return SaleResult{ok, out.str(), std::move(doc)};
+  return SaleResult{ok, out.str(), std::move(doc), std::move(per_second)};
 }
 
 }  // namespace boxoffice::loadgen

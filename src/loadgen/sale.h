@@ -93,6 +93,8 @@ struct SaleResult {
   bool passed = false;       // every invariant check passed
   std::string markdown;      // the report
   boost::json::object json;  // the same figures, for machines
+  /// Second by second from the sale's opening: requests, holds made, latency (for a chart).
+  std::vector<SecondSummary> per_second;
 };
 
 /// The sale could not run at all (the event could not be created or read): not a failed check.

@@ -92,6 +92,8 @@ constexpr PaymentShare kPaymentMix[] = {{"pm_card_ok", 0.80},
 /// initializer inside a co_await expression ("array used as initializer").
 Request request(std::string method, std::string target, std::string body, std::string bearer,
                 std::string route);
+/// A row's label as event_body() names rows: A … Z, AA, AB, …
+std::string row_name(uint32_t index);
 std::optional<boost::json::object> parse_object(std::string_view text);
 int64_t int_of(const boost::json::object& o, std::string_view key);
 std::string str_of(const boost::json::object& o, std::string_view key);

@@ -28,8 +28,6 @@ Request request(std::string method, std::string target, std::string body, std::s
           {}};
 }
 
-namespace {
-
 std::string row_name(uint32_t index) {
   std::string name;
   for (uint32_t n = index + 1; n > 0; n = (n - 1) / 26) {
@@ -37,8 +35,6 @@ std::string row_name(uint32_t index) {
   }
   return name;
 }
-
-}  // namespace
 
 std::string event_body(const Plan& plan) {
   json::array sections;

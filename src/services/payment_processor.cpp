@@ -98,7 +98,11 @@ void PaymentProcessor::pump() {
     if (stopping_) return;
     const bool full = in_flight_ >= options_.concurrency;
     if (received == 0 || full) {
-      wake_pump_.wait_for(lock, options_.idle_poll, [this] { return stopping_ || woken_; });
+      // Full: a worker that finishes a job frees a slot, and the pump fills it at once (waiting
+      // for the poll instead capped throughput at `concurrency` jobs per idle_poll).
+      wake_pump_.wait_for(lock, options_.idle_poll, [this, full] {
+        return stopping_ || woken_ || (full && in_flight_ < options_.concurrency);
+      });
     }
   }
 }

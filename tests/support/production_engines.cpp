@@ -15,7 +15,10 @@ RedisServerOptions redis_options(const ProductionEnginesOptions& options) {
 
 ProductionEngines::ProductionEngines(ProductionEnginesOptions options)
     : redis_(redis_options(options)),
-      postgres_(PostgresServer::shared()),
+      own_postgres_(options.postgres_durable
+                        ? std::make_unique<PostgresServer>(PostgresServer::Options{.fsync = true})
+                        : nullptr),
+      postgres_(own_postgres_ ? *own_postgres_ : PostgresServer::shared()),
       database_(postgres_.create_database()) {}
 
 ProductionEngines::~ProductionEngines() {

@@ -17,12 +17,17 @@ namespace boxoffice::testing {
 struct ProductionEnginesOptions {
   /// Redis with `appendfsync always`, so a Redis restart keeps the waitlist (and the locks).
   bool redis_append_only = false;
+  /// A PostgreSQL server of its own that flushes every commit (fsync, synchronous_commit and
+  /// full_page_writes on), as production would: for benchmarks. Off: a database on the process's
+  /// shared test server, which does not flush.
+  bool postgres_durable = false;
 };
 
 class ProductionEngines {
  public:
   /// Starts a Redis and a NATS server of their own, and a fresh database on the process's shared
-  /// PostgreSQL server (PostgresServer::shared(): call this from the main thread first).
+  /// PostgreSQL server (PostgresServer::shared(): call this from the main thread first), or on a
+  /// durable server of its own (options.postgres_durable).
   explicit ProductionEngines(ProductionEnginesOptions options = {});
   ~ProductionEngines();
   ProductionEngines(const ProductionEngines&) = delete;
@@ -42,6 +47,7 @@ class ProductionEngines {
  private:
   RedisServer redis_;
   NatsServer nats_;
+  std::unique_ptr<PostgresServer> own_postgres_;  // only when durable
   PostgresServer& postgres_;
   std::string database_;
 };
