@@ -384,7 +384,7 @@ net::awaitable<void> buyer(Sale& d, Client& conn, uint64_t index,
   std::uniform_real_distribution<double> chance{0.0, 1.0};
   const auto token = d.token_for(Sale::buyer_name(index));
   auto& t = d.tally;
-  const bool would_wait = chance(rng) < kJoinRate;  // joins a line when nothing is available
+  const bool would_wait = chance(rng) < d.join_rate;  // joins a line when nothing is available
 
   std::set<std::string> exhausted;  // sections that answered sold_out to this buyer
   std::string last_sold_out;
@@ -789,6 +789,7 @@ net::awaitable<SaleResult> run_sale(SaleOptions options) {
   d.title = std::move(options.title);
   d.setup = std::move(options.setup);
   d.offer_seconds = options.offer_seconds;
+  d.join_rate = options.join_rate;
   d.settle_for = options.settle_for;
   d.rate_per_second = options.rate_per_second;
   d.duration = options.duration;

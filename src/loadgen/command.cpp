@@ -138,7 +138,7 @@ int loadgen_main(const std::vector<std::string>& args) {
   std::string json_path, markdown_path, postgres_url, provider_url, timeline_path;
   std::string scenario = "sale", after_hold = "keep";
   uint32_t seats_per_hold = 4;
-  double warmup_seconds = kHoldsWarmupDefault;
+  double warmup_seconds = kHoldsWarmupDefault, join_rate = SaleOptions{}.join_rate;
   uint32_t seats = 1000, buyers = 0, concurrency = 64, hold_ttl_seconds = 10;
   uint32_t offer_seconds = kServerOfferSecondsDefault, settle_seconds = 120;
   double rate = 0, duration_seconds = 0;
@@ -179,6 +179,10 @@ int loadgen_main(const std::vector<std::string>& args) {
   cli.add_option("--offer-seconds", offer_seconds,
                  "the server's waitlist_offer_seconds (the waitlist order check needs it)")
       ->check(CLI::Range(1u, 86'400u))
+      ->capture_default_str();
+  cli.add_option("--join-rate", join_rate,
+                 "share of the buyers who find nothing available that join a waitlist")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cli.add_option("--settle", settle_seconds,
                  "after the last buyer, seconds to wait for every booking to be final")
@@ -266,6 +270,7 @@ int loadgen_main(const std::vector<std::string>& args) {
   }
   sale.seed = seed_opt->count() ? seed : std::random_device{}();
   sale.offer_seconds = offer_seconds;
+  sale.join_rate = join_rate;
   sale.settle_for = std::chrono::seconds{settle_seconds};
   sale.provider_url = provider_url;
   sale.postgres_url = postgres_url;

@@ -30,7 +30,7 @@ void report_waitlist(std::ostream& out, const Sale& d, const Evidence& e) {
       "looks/s, over {} shared connections) until it was offered seats or the sale was over. Of "
       "the offered, {} decline (release the offer's hold), {} let the {} s offer lapse, the rest "
       "check out; {} of the waiters leave the line after {}-{} s.\n\n",
-      percent(kJoinRate), kLineQuantityMax, kEntryPollInterval.count(),
+      percent(d.join_rate), kLineQuantityMax, kEntryPollInterval.count(),
       kEntryPollInterval.count() + kEntryPollJitterMs, num(static_cast<int64_t>(kEntryPollRateMax)),
       std::min<size_t>(kWaitConnections, d.concurrency), percent(kDeclineOfferRate),
       percent(d.lapse_rate), d.offer_seconds, percent(kLeaveLineRate), kLeaveAfterMin.count(),

@@ -77,6 +77,8 @@ struct SaleOptions {
   /// The server's waitlist offer window (its waitlist_offer_seconds): the waitlist order check
   /// dates each offer by it.
   uint32_t offer_seconds = 10;
+  /// The share of the buyers who find nothing available that join a waitlist (the others leave).
+  double join_rate = 0.6;
   /// After the last buyer: how long to wait for every booking to be final and every offer closed.
   std::chrono::seconds settle_for{120};
   /// The payment provider's base URL ("http://host:port", with GET /v1/ledger as payment-sim

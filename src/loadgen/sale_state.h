@@ -52,7 +52,6 @@ constexpr double kCancelRate = 0.05;  // confirmed buyers who cancel (and are re
 constexpr size_t kProblemsShownMax = 5;
 
 // --- The waitlist ------------------------------------------------------------------------------
-constexpr double kJoinRate = 0.6;  // buyers who find nothing available and join a line
 constexpr uint32_t kLineQuantityMax = 2;
 constexpr int kJoinAttemptsMax = 3;         // a join refused with seats_available sends them back
 constexpr double kDeclineOfferRate = 0.10;  // offered buyers who release the offer's hold
@@ -206,6 +205,7 @@ struct Sale : std::enable_shared_from_this<Sale> {
   std::optional<double> rate_per_second;              // open model
   std::optional<std::chrono::milliseconds> duration;  // no buyer let in after this
   std::optional<Steady::time_point> admit_until;      // the sale's opening + duration
+  double join_rate = 0;                               // SaleOptions::join_rate
   double abandon_rate = kAbandonRate;
   double lapse_rate = kLapseOfferRate;
   std::string event_id;

@@ -11,6 +11,7 @@
 
 #include "support/child_process.h"
 #include "support/free_port.h"
+#include "support/http_client.h"
 #include "support/payment_sim_process.h"
 #include "support/postgres_server.h"
 #include "support/server_process.h"
@@ -53,6 +54,17 @@ class LoadgenTest : public ::testing::Test {
         "--offer-seconds", kLongWindow,
         "--hold-ttl",      kLongWindow,
         "--seed",          "7"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  /// The holds scenario checks no invariants: no payment ledger to read.
+  std::vector<std::string> holds_loadgen(std::vector<std::string> args) const {
+    std::vector<std::string> argv{
+        BOXOFFICE_BINARY, "loadgen",
+        "--url",          "http://127.0.0.1:" + std::to_string(server->port()),
+        "--jwt-secret",   server->secret(),
+        "--scenario",     "holds"};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -211,6 +223,89 @@ TEST_F(LoadgenTest, AnUnreachableDatabaseFailsTheChecks) {
   EXPECT_NE(log.find("could not read the database"), std::string::npos) << log;
 }
 
+// The holds scenario: one hold of 4 adjacent seats after another, each block taken once, and
+// what it counts is what the server holds afterwards.
+TEST_F(LoadgenTest, HoldsScenarioHoldsEachBlockOnceAndCountsWhatTheServerHolds) {
+  const auto report = dir.path() / "holds.json";
+  const auto timeline = dir.path() / "holds.dat";
+  ChildProcess run(holds_loadgen({"--sections", "hall=400x1000", "--concurrency", "4", "--warmup",
+                                  "0", "--duration", "1", "--json", report.string(), "--timeline",
+                                  timeline.string()}));
+  const auto code = run.wait_exit(60s);
+  const auto log = run.log();
+  ASSERT_EQ(code, 0) << log;
+  const auto doc = read_json(report);
+  EXPECT_TRUE(doc.at("passed").as_bool()) << log;
+  const auto completed = num(doc.at("completed"));
+  ASSERT_GT(completed, 0) << log;
+  int64_t held_201 = 0;
+  for (const auto& r : doc.at("routes").as_array()) {
+    if (r.at("route").as_string() == "hold") held_201 = num(r.at("statuses").at("201"));
+  }
+  // Operations still in flight at the end are made but not measured: one per connection.
+  EXPECT_GE(held_201, completed) << log;
+  EXPECT_LE(held_201, completed + 4) << log;
+  EXPECT_EQ(num(doc.at("conflicts")), 0) << log;  // no block was handed out twice
+
+  HttpClient http(server->port());
+  const auto availability =
+      http.get("/v1/events/" + std::string{doc.at("event_id").as_string()} + "/availability");
+  ASSERT_EQ(availability.status, 200) << availability.body;
+  const auto seat_counts = availability.json();
+  const auto& section = seat_counts.at("sections").as_array().at(0);
+  EXPECT_EQ(num(section.at("held")), 4 * held_201) << availability.body;
+
+  // The timeline: one line per second under a header, whose holds add up to at most the total.
+  std::ifstream in(timeline);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line.rfind("# second requests hold_2xx", 0), 0u) << line;
+  int64_t seconds = 0, holds = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    int64_t second = 0, requests = 0, ok = 0;
+    fields >> second >> requests >> ok;
+    EXPECT_EQ(second, seconds++);
+    holds += ok;
+  }
+  EXPECT_GE(seconds, 1);
+  EXPECT_GT(holds, 0);
+  EXPECT_LE(holds, held_201);
+}
+
+TEST_F(LoadgenTest, HoldsScenarioReleasesAndChecksOutWhatItHolds) {
+  for (const std::string after : {"release", "checkout"}) {
+    const auto report = dir.path() / (after + ".json");
+    ChildProcess run(holds_loadgen({"--after-hold", after, "--sections", "hall=2x8",
+                                    "--concurrency", "2", "--warmup", "0", "--duration",
+                                    after == "release" ? "1" : "2", "--json", report.string()}));
+    const auto code = run.wait_exit(60s);
+    const auto log = run.log();
+    const auto doc = read_json(report);
+    const auto completed = num(doc.at("completed"));
+    HttpClient http(server->port());
+    const auto event = std::string{doc.at("event_id").as_string()};
+    const auto availability = http.get("/v1/events/" + event + "/availability");
+    ASSERT_EQ(availability.status, 200) << availability.body;
+    const auto seat_counts = availability.json();
+    const auto& section = seat_counts.at("sections").as_array().at(0);
+    if (after == "release") {
+      // 4 blocks of 4 seats taken in turn over and over: every hold released again.
+      ASSERT_EQ(code, 0) << log;
+      EXPECT_GT(completed, 4) << log;
+      EXPECT_EQ(num(section.at("held")), 0) << availability.body;
+      EXPECT_EQ(num(section.at("available")), 16) << availability.body;
+    } else {
+      // 4 blocks: each checked out once, then the event has no block left (a failed run).
+      EXPECT_EQ(code, 1) << log;
+      EXPECT_TRUE(doc.at("ran_out_of_seats").as_bool()) << log;
+      EXPECT_EQ(completed, 4) << log;
+      EXPECT_EQ(num(section.at("held")) + num(section.at("sold")), 16) << availability.body;
+      EXPECT_EQ(num(section.at("available")), 0) << availability.body;
+    }
+  }
+}
+
 TEST(LoadgenFlags, BadFlagsExitTwoWithOneLine) {
   auto run = [](std::vector<std::string> args) {
     args.insert(args.begin(), {BOXOFFICE_BINARY, "loadgen"});
@@ -224,8 +319,11 @@ TEST(LoadgenFlags, BadFlagsExitTwoWithOneLine) {
            {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--rate", "-3"},
            {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--sections", "floor=big"},
            {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--colour", "red"},
-           {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--seats", "10", "--event-id",
-            "e"}}) {
+           {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--seats", "10", "--event-id", "e"},
+           {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--scenario", "crowd"},
+           {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--scenario", "holds",
+            "--postgres-url", "postgresql://x"},
+           {"--url", "http://127.0.0.1:1", "--jwt-secret", "s", "--after-hold", "cancel"}}) {
     const auto [code, log] = run(args);
     EXPECT_EQ(code, 2) << log;
     EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
