@@ -52,6 +52,10 @@ Settings::Settings(Config& c) : config_(c) {
   add("drain_timeout_seconds", "on SIGTERM, how long requests in flight may still take",
       &c.drain_timeout_seconds);
   add("log_level", "trace, debug, info, warn, error", &c.log_level);
+  add("availability_cache_ms",
+      "answer GET availability from a count at most this old (0: count afresh every time); "
+      "cached answers need no engine call",
+      &c.availability_cache_ms);
   add("waitlist_offer_seconds", "how long a waiting buyer has to check out an offer",
       &c.waitlist_offer_seconds);
   add("redis_url",

@@ -40,6 +40,7 @@ struct Config {
 
   // Waitlist.
   uint32_t waitlist_offer_seconds = 600;
+  uint32_t availability_cache_ms = 0;  // 0: every read counts the seats afresh
   // Not a setting (no flag): the delay of every charge by the in-process simulator, which
   // `boxoffice demo` sets so that its payments take time as a real processor's do. A separate
   // simulator takes `payment-sim --latency-ms`.

@@ -335,6 +335,7 @@ System::System(Config config, bool handle_signals) : impl_(std::make_unique<Impl
 
   if (roles.serves_api()) {
     s.booking_service = std::make_unique<BookingService>(s.clock, *s.locks, *s.bookings_db);
+    s.booking_service->set_availability_max_age(Millis{c.availability_cache_ms});
     try {
       s.booking_service->recover();
     } catch (const StorageError& e) {

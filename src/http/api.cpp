@@ -167,8 +167,11 @@ bool Api::needs_worker(const HttpRequest& request) const {
   const auto match = router_.match(request.method, request.path);
   const auto* found = std::get_if<Router::Match>(&match);
   if (!found) return false;
-  return options_.every_route_blocks || found->route->blocking ||
-         (found->route->creates && request.header("Idempotency-Key"));
+  if (found->route->blocking || (found->route->creates && request.header("Idempotency-Key"))) {
+    return true;
+  }
+  if (!options_.every_route_blocks) return false;
+  return !(found->route->answers_from_memory && found->route->answers_from_memory(found->params));
 }
 
 HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,

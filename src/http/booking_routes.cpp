@@ -66,6 +66,12 @@ void Api::add_routes() {
            return respond(service.availability(id), 200, [&id](const auto& sections) {
              return availability_to_json(id, sections);
            });
+         },
+         [&service](const auto& params) {
+           for (const auto& [name, value] : params) {
+             if (name == "event_id") return service.availability_cached(value);
+           }
+           return false;
          }});
   r.add({"GET", "/v1/events/{event_id}/sections/{section_id}/seats", Access::anyone, false, false,
          [&service](const RouteContext& c) {

@@ -34,6 +34,10 @@ struct Route {
   /// Creates something: honours Idempotency-Key.
   bool creates = false;
   Handler handler;
+  /// When every route blocks (the engines are remote): true when, for these path parameters, the
+  /// handler will answer from memory, so it runs on the I/O thread after all.
+  std::function<bool(const std::vector<std::pair<std::string, std::string>>& params)>
+      answers_from_memory = nullptr;
 };
 
 class Router {

@@ -79,7 +79,30 @@ Result<Event> BookingService::get_event(const std::string& event_id) {
 
 Result<std::vector<SectionAvailability>> BookingService::availability(const std::string& event_id) {
   if (!find_event(event_id)) return not_found("event", event_id);
-  return locks_.availability(event_id, clock_.now());
+  const auto now = clock_.now();
+  if (availability_max_age_.count() <= 0) return locks_.availability(event_id, now);
+  {
+    std::shared_lock lock(availability_mutex_);
+    const auto it = availability_counts_.find(event_id);
+    if (it != availability_counts_.end() && now - it->second.counted_at < availability_max_age_) {
+      return it->second.sections;
+    }
+  }
+  auto counted = locks_.availability(event_id, now);
+  if (counted) {
+    std::unique_lock lock(availability_mutex_);
+    auto& entry = availability_counts_[event_id];
+    if (entry.counted_at <= now) entry = {*counted, now};  // a slower, older count does not win
+  }
+  return counted;
+}
+
+bool BookingService::availability_cached(const std::string& event_id) const {
+  if (availability_max_age_.count() <= 0) return false;
+  std::shared_lock lock(availability_mutex_);
+  const auto it = availability_counts_.find(event_id);
+  return it != availability_counts_.end() &&
+         clock_.now() - it->second.counted_at < availability_max_age_ / 2;
 }
 
 Result<std::vector<SeatState>> BookingService::seats(const std::string& event_id,

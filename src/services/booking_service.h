@@ -46,7 +46,15 @@ class BookingService {
   Result<Event> create_event(const Caller& caller, Event event);
   std::vector<Event> list_events();
   Result<Event> get_event(const std::string& event_id);
+  /// The seat counts of every section. With an availability max age set, a count made at most
+  /// that long ago answers (availability is advice: a hold is what decides), so a crowd refreshing
+  /// the page costs the Seat Lock Store one call per event per max age.
   Result<std::vector<SectionAvailability>> availability(const std::string& event_id);
+  /// 0 (the default): every call counts afresh.
+  void set_availability_max_age(Millis max_age) { availability_max_age_ = max_age; }
+  /// True when availability(event_id) would answer from a count younger than half the max age
+  /// (so, without calling the Seat Lock Store, even if the call comes a moment later).
+  bool availability_cached(const std::string& event_id) const;
   Result<std::vector<SeatState>> seats(const std::string& event_id, const std::string& section_id,
                                        const std::optional<std::string>& row);
   /// Admin only.
@@ -83,6 +91,14 @@ class BookingService {
   static constexpr size_t bookings_list_max = 500;
 
  private:
+  struct CountedAvailability {
+    std::vector<SectionAvailability> sections;
+    Timestamp counted_at;
+  };
+  Millis availability_max_age_{0};
+  mutable std::shared_mutex availability_mutex_;
+  std::unordered_map<std::string, CountedAvailability> availability_counts_;
+
   std::shared_ptr<const Event> find_event(const std::string& event_id);
 
   const Clock& clock_;

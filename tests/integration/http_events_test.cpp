@@ -1,5 +1,7 @@
 // Events, availability, seat maps and stats through the real binary (CONTRACT.md, Events).
 
+#include <thread>
+
 #include "integration/api_fixture.h"
 
 namespace boxoffice::testing::api {
@@ -424,4 +426,38 @@ TEST_F(EventsTest, InvalidEventsAre422AndCreateNothing) {
 }
 
 }  // namespace
+// A flash-sale deployment answers availability from a count at most availability_cache_ms old
+// (with remote engines, without leaving the I/O thread): a hold shows in it once the count is
+// that old, not before. The holds themselves are never answered from it.
+TEST(AvailabilityCache, AnswersFromACountAtMostTheMaxAgeOld) {
+  ServerOptions options;
+  options.args = {"--availability-cache-ms=1500"};
+  ServerProcess server(options);
+  auto admin = server.client();
+  admin.bearer = server.token("ops-cache", {"admin"});
+  auto carol = server.client();
+  carol.bearer = server.token("carol-cache");
+  auto anon = server.client();
+  const auto created = admin.post("/v1/events", text(event_body()));
+  ASSERT_EQ(created.status, 201) << describe(created);
+  const auto id = str(body_of(created).at("id"));
+  const auto floor_available = [&] {
+    const auto r = anon.get("/v1/events/" + id + "/availability");
+    EXPECT_EQ(r.status, 200) << describe(r);
+    return body_of(r).at("sections").as_array().at(0).at("available").to_number<int64_t>();
+  };
+  const auto counted_at = std::chrono::steady_clock::now();
+  EXPECT_EQ(floor_available(), 10);
+  const auto held = carol.post("/v1/events/" + id + "/holds",
+                               text(json::object{{"section", "floor"}, {"quantity", 2}}));
+  ASSERT_EQ(held.status, 201) << describe(held);
+  EXPECT_EQ(floor_available(), 10);  // the count made before the hold
+  std::this_thread::sleep_until(counted_at + std::chrono::milliseconds{1600});
+  EXPECT_EQ(floor_available(), 8);
+  // Holds are decided by the store, never by the count: 6 of the 8 left can be held.
+  const auto rest = carol.post("/v1/events/" + id + "/holds",
+                               text(json::object{{"section", "floor"}, {"quantity", 6}}));
+  EXPECT_EQ(rest.status, 201) << describe(rest);
+}
+
 }  // namespace boxoffice::testing::api
