@@ -42,7 +42,9 @@ Settings::Settings(Config& c) : config_(c) {
   add("jwt_audience", "required aud claim", &c.jwt_audience);
   add("jwt_leeway_seconds", "clock skew allowed on exp and nbf", &c.jwt_leeway_seconds);
   add("io_threads", "threads running the I/O loop (0: one per core)", &c.io_threads);
-  add("worker_threads", "threads for blocking engine calls (0: four per core, at least 8)",
+  add("worker_threads",
+      "threads for blocking engine calls (0: four per core, at least 8, or 64 with Redis or "
+      "PostgreSQL)",
       &c.worker_threads);
   add("worker_queue_max", "requests waiting for a worker before 503", &c.worker_queue_max);
   add("connections_max", "open client connections before new ones are refused", &c.connections_max);

@@ -23,7 +23,7 @@ struct Config {
   std::string jwt_audience = "boxoffice";
   uint32_t jwt_leeway_seconds = 30;
   uint32_t io_threads = 0;      // 0: one per core
-  uint32_t worker_threads = 0;  // 0: four per core, at least 8
+  uint32_t worker_threads = 0;  // 0: four per core, at least 8 (64 with remote engines)
   uint32_t worker_queue_max = 4096;
   uint32_t connections_max = 20'000;
   uint32_t request_timeout_seconds = 30;

@@ -130,8 +130,16 @@ net::awaitable<Evidence> gather(Sale& d) {
       per_buyer[index].push_back(std::move(view));
     }
   };
-  co_await run_jobs(connections.size(), d.buyers_started,
-                    [&list](size_t worker, uint64_t index) { return list(worker, index); });
+  // Buyers who never held anything cannot have bookings or entries; a booking the server made
+  // for one anyway still shows, as sold seats that the lists read here do not account for.
+  std::vector<uint64_t> to_read(d.buyers_who_held.begin(), d.buyers_who_held.end());
+  for (uint64_t index = 0; index < d.buyers_started; ++index) {
+    if (!buyer_entries[index].empty() && !d.buyers_who_held.contains(index))
+      to_read.push_back(index);
+  }
+  co_await run_jobs(
+      connections.size(), to_read.size(),
+      [&list, &to_read](size_t worker, uint64_t job) { return list(worker, to_read[job]); });
   for (auto& bookings : per_buyer) {
     for (auto& b : bookings) e.bookings.push_back(std::move(b));
   }

@@ -218,7 +218,11 @@ struct Sale : std::enable_shared_from_this<Sale> {
   std::optional<Steady::duration> buyers_done_after;
   Steady::duration sale_ended_after{};  // the last waiter stopped
   uint64_t sale_requests = 0;           // requests the buyers made
-  uint64_t buyers_started = 0;          // let in (fewer than plan.buyers when --duration ends it)
+  /// Buyers who were granted a hold themselves (offers come with a waitlist entry): with those
+  /// in a line, the only buyers whose own booking lists the checks read. Anyone else holding a
+  /// booking would show as seats sold that no buyer's list accounts for.
+  std::set<uint64_t> buyers_who_held;
+  uint64_t buyers_started = 0;  // let in (fewer than plan.buyers when --duration ends it)
   std::optional<Steady::duration> payments_final_after;  // every booking final from then on
   std::exception_ptr buyer_error;
 
