@@ -30,8 +30,9 @@ namespace {
 namespace net = boost::asio;
 
 constexpr int kExitBadFlag = 2;
-constexpr uint32_t kSeatsPerRow = 25;                 // rows of the reserved sections --seats makes
-constexpr uint32_t kBuyersPerSeatDefault = 3;         // demand: three buyers for every seat
+constexpr uint32_t kSeatsPerRow = 25;          // rows of the reserved sections --seats makes
+constexpr uint32_t kSectionRowsMax = 80;       // 2,000 seats: a buyer's seat map is one section
+constexpr uint32_t kBuyersPerSeatDefault = 3;  // demand: three buyers for every seat
 constexpr uint32_t kServerOfferSecondsDefault = 600;  // the server's waitlist_offer_seconds
 constexpr int64_t kPriceGeneral = 9500, kPriceReserved = 18000;
 constexpr uint32_t kHallSeatsPerRow = 1000;  // rows of the holds scenario's one section
@@ -80,24 +81,32 @@ std::vector<SectionPlan> parse_sections(const std::string& spec) {
   return sections;
 }
 
+/// `rows` rows of kSeatsPerRow as reserved sections of at most kSectionRowsMax rows each, as a
+/// venue's blocks are (a buyer's seat map is one section): "orch", "orch2", "orch3", ...
+void add_reserved(std::vector<SectionPlan>& sections, const std::string& id,
+                  const std::string& name, uint32_t rows, int64_t price) {
+  for (uint32_t part = 1; rows > 0; ++part) {
+    const uint32_t these = std::min(rows, kSectionRowsMax);
+    const auto suffix = part == 1 ? std::string{} : std::to_string(part);
+    sections.push_back(reserved_section(id + suffix, name + (part == 1 ? "" : " " + suffix), these,
+                                        kSeatsPerRow, price));
+    rows -= these;
+  }
+}
+
 /// `seats` split as a venue would: 40% general admission floor, the rest reserved rows of
-/// kSeatsPerRow (orchestra, then a balcony with what is left).
+/// kSeatsPerRow (orchestra, then a balcony with what is left), in blocks of kSectionRowsMax rows.
 std::vector<SectionPlan> default_sections(uint32_t seats) {
   std::vector<SectionPlan> sections;
   const uint32_t floor = std::max<uint32_t>(1, seats * 2 / 5);
   sections.push_back(general_section("floor", "Floor", floor, kPriceGeneral));
   uint32_t rest = seats > floor ? seats - floor : 0;
   const uint32_t orch_rows = rest * 2 / 3 / kSeatsPerRow;
-  if (orch_rows > 0) {
-    sections.push_back(
-        reserved_section("orch", "Orchestra", orch_rows, kSeatsPerRow, kPriceReserved));
-    rest -= orch_rows * kSeatsPerRow;
-  }
+  add_reserved(sections, "orch", "Orchestra", orch_rows, kPriceReserved);
+  rest -= orch_rows * kSeatsPerRow;
   const uint32_t balc_rows = rest / kSeatsPerRow;
-  if (balc_rows > 0) {
-    sections.push_back(reserved_section("balc", "Balcony", balc_rows, kSeatsPerRow, 7000));
-    rest -= balc_rows * kSeatsPerRow;
-  }
+  add_reserved(sections, "balc", "Balcony", balc_rows, 7000);
+  rest -= balc_rows * kSeatsPerRow;
   sections.front().capacity += rest;  // what does not fill a row stands on the floor
   return sections;
 }
@@ -151,7 +160,8 @@ int loadgen_main(const std::vector<std::string>& args) {
   cli.add_option("--jwt-audience", audience, "aud claim of the tokens")->capture_default_str();
   auto* event_opt = cli.add_option("--event-id", event_id, "sell this existing event");
   auto* seats_opt =
-      cli.add_option("--seats", seats, "seats of the event it creates: 40% floor, the rest in rows")
+      cli.add_option("--seats", seats,
+                     "seats of the event it creates: 40% floor, the rest in rows, 2,000 a section")
           ->check(CLI::Range(1u, 10'000'000u))
           ->capture_default_str();
   auto* sections_opt = cli.add_option(
