@@ -281,6 +281,7 @@ net::awaitable<void> waiter(Sale& d, std::shared_ptr<ConnectionPool> pool, size_
         entry.offer_expires_ms = to_unix_ms(*expires);
       }
       entry.offer_seen_ms = wall_ms();
+      d.hold_granted();
       ++w.offers_seen;
       ++d.waiters_busy;
       struct Busy {
@@ -445,6 +446,7 @@ net::awaitable<void> buyer(Sale& d, Client& conn, uint64_t index,
     if (hold.status == 201) {
       ++t.holds_ok;
       d.buyers_who_held.insert(index);
+      d.hold_granted();
       auto created = parse_object(hold.body);
       hold_id = created ? str_of(*created, "id") : std::string{};
       continue;

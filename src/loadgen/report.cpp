@@ -214,6 +214,10 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
     out << "| every buyer let in (bought, left, or waiting in a line) | "
         << secs(*d.buyers_done_after) << " |\n";
   }
+  if (d.last_hold_after) {
+    out << "| last hold granted (a buyer's, or a waitlist offer) | " << secs(*d.last_hold_after)
+        << " |\n";
+  }
   out << "| every payment final (no booking pending, no refund outstanding) | "
       << (d.payments_final_after ? secs(*d.payments_final_after) : std::string{"never"}) << " |\n";
   out << "| sale over (every booking final, no offer open, nothing left to come back) | "
@@ -418,6 +422,7 @@ SaleResult make_report(const Sale& d, const Evidence& e, const std::vector<Check
       {"per_second", timeline_json(per_second)},
       {"timeline_seconds", json::object{{"sold_out", seconds_or_null(d.sold_out_after)},
                                         {"buyers_done", seconds_or_null(d.buyers_done_after)},
+                                        {"last_hold", seconds_or_null(d.last_hold_after)},
                                         {"payments_final", seconds_or_null(d.payments_final_after)},
                                         {"sale_over", seconds_or_null(d.sale_over_after)}}},
       {"arrivals", d.rate_per_second ? json::value(latency_json(arrivals)) : json::value(nullptr)},

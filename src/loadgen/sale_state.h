@@ -223,6 +223,9 @@ struct Sale : std::enable_shared_from_this<Sale> {
   /// booking would show as seats sold that no buyer's list accounts for.
   std::set<uint64_t> buyers_who_held;
   uint64_t buyers_started = 0;  // let in (fewer than plan.buyers when --duration ends it)
+  /// The last hold granted: a buyer's own, or a waitlist offer (as its buyer first saw it).
+  std::optional<Steady::duration> last_hold_after;
+  void hold_granted() { last_hold_after = Steady::now() - sale_opened; }
   std::optional<Steady::duration> payments_final_after;  // every booking final from then on
   std::exception_ptr buyer_error;
 

@@ -130,44 +130,118 @@ PgConnection::~PgConnection() {
   if (conn_ != nullptr) PQfinish(conn_);
 }
 
-void PgConnection::add_param(Params& params, int64_t value) {
-  params.push_back(Param{std::to_string(value), false});
+void PgConnection::prepare(const PgStatement& statement) {
+  const std::string_view name = statement.query().name;
+  if (prepared_.contains(name)) return;
+  PGresult* prepared =
+      PQprepare(conn_, std::string(name).c_str(), std::string(statement.query().sql).c_str(),
+                static_cast<int>(statement.params_.size()), nullptr);
+  if (PQresultStatus(prepared) != PGRES_COMMAND_OK) fail(name, prepared);
+  PQclear(prepared);
+  prepared_.emplace(name);
 }
 
-void PgConnection::add_param(Params& params, std::string_view text) {
-  params.push_back(Param{std::string(text), false});
-}
+namespace {
 
-void PgConnection::add_param(Params& params, PgBytes bytes) {
-  params.push_back(Param{std::string(bytes.bytes), true});
-}
-
-PgResult PgConnection::execute(const PgQuery& query, const Params& params) {
-  const std::string name(query.name);
-  if (!prepared_.contains(name)) {
-    PGresult* prepared = PQprepare(conn_, name.c_str(), std::string(query.sql).c_str(),
-                                   static_cast<int>(params.size()), nullptr);
-    if (PQresultStatus(prepared) != PGRES_COMMAND_OK) fail(name, prepared);
-    PQclear(prepared);
-    prepared_.insert(name);
+// libpq's view of a statement's parameters; points into the statement, which must outlive it.
+struct ParamArrays {
+  explicit ParamArrays(size_t size) {
+    values.reserve(size);
+    lengths.reserve(size);
+    formats.reserve(size);
   }
   std::vector<const char*> values;
   std::vector<int> lengths;
   std::vector<int> formats;
-  values.reserve(params.size());
-  lengths.reserve(params.size());
-  formats.reserve(params.size());
-  for (const auto& param : params) {
-    values.push_back(param.value ? param.value->c_str() : nullptr);
-    lengths.push_back(param.value ? static_cast<int>(param.value->size()) : 0);
-    formats.push_back(param.binary ? 1 : 0);
+};
+
+}  // namespace
+
+PgResult PgConnection::run(const PgStatement& statement) {
+  prepare(statement);
+  ParamArrays arrays(statement.params_.size());
+  for (const auto& param : statement.params_) {
+    arrays.values.push_back(param.value ? param.value->c_str() : nullptr);
+    arrays.lengths.push_back(param.value ? static_cast<int>(param.value->size()) : 0);
+    arrays.formats.push_back(param.binary ? 1 : 0);
   }
-  PGresult* result =
-      PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), values.data(),
-                     lengths.data(), formats.data(), /*resultFormat=text*/ 0);
+  const std::string name(statement.query().name);
+  PGresult* result = PQexecPrepared(conn_, name.c_str(), static_cast<int>(arrays.values.size()),
+                                    arrays.values.data(), arrays.lengths.data(),
+                                    arrays.formats.data(), /*resultFormat=text*/ 0);
   const ExecStatusType status = PQresultStatus(result);
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(name, result);
   return PgResult(result);
+}
+
+std::vector<PgAnswer> PgConnection::pipeline(const std::vector<PgStatement>& statements) {
+  // Prepared beforehand (a round trip each, on first use only), so that a statement's answer is
+  // its execution's, never its preparation's.
+  for (const auto& statement : statements) prepare(statement);
+  if (PQenterPipelineMode(conn_) != 1) {
+    throw StorageError("postgres: cannot enter pipeline mode: " + trimmed(PQerrorMessage(conn_)));
+  }
+  // From here on, any surprise leaves the connection mid-pipeline: it is given up (lose).
+  for (const auto& statement : statements) {
+    ParamArrays arrays(statement.params_.size());
+    for (const auto& param : statement.params_) {
+      arrays.values.push_back(param.value ? param.value->c_str() : nullptr);
+      arrays.lengths.push_back(param.value ? static_cast<int>(param.value->size()) : 0);
+      arrays.formats.push_back(param.binary ? 1 : 0);
+    }
+    // Copied into libpq's output buffer (flushed as it fills; while a send would block, libpq
+    // reads what the server answers, so neither side can stall the other).
+    if (PQsendQueryPrepared(conn_, std::string(statement.query().name).c_str(),
+                            static_cast<int>(arrays.values.size()), arrays.values.data(),
+                            arrays.lengths.data(), arrays.formats.data(),
+                            /*resultFormat=text*/ 0) != 1) {
+      lose(statement.query().name, trimmed(PQerrorMessage(conn_)));
+    }
+  }
+  // Marks the end of the flight and sends it.
+  if (PQpipelineSync(conn_) != 1) lose("pipeline.sync", trimmed(PQerrorMessage(conn_)));
+
+  std::vector<PgAnswer> answers(statements.size());
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const std::string_view name = statements[i].query().name;
+    PGresult* result = PQgetResult(conn_);
+    if (result == nullptr) lose(name, "no answer: " + trimmed(PQerrorMessage(conn_)));
+    switch (PQresultStatus(result)) {
+      case PGRES_COMMAND_OK:
+      case PGRES_TUPLES_OK:
+        answers[i].result.emplace(result);
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        PQclear(result);
+        answers[i].error = std::make_exception_ptr(StorageError(
+            "postgres: " + std::string(name) + ": not run, a statement before it failed"));
+        break;
+      default:
+        try {
+          fail(name, result);
+        } catch (const StorageError&) {
+          answers[i].error = std::current_exception();
+        }
+        break;
+    }
+    // Each statement's answer ends with a null result.
+    if (PGresult* extra = PQgetResult(conn_); extra != nullptr) {
+      PQclear(extra);
+      lose(name, "more than one result");
+    }
+    if (PQstatus(conn_) != CONNECTION_OK) lose(name, trimmed(PQerrorMessage(conn_)));
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  if (sync != nullptr) PQclear(sync);
+  if (!synced) lose("pipeline.sync", trimmed(PQerrorMessage(conn_)));
+  if (PQexitPipelineMode(conn_) != 1) lose("pipeline.exit", trimmed(PQerrorMessage(conn_)));
+  return answers;
+}
+
+void PgConnection::lose(std::string_view name, std::string_view why) {
+  lost_ = true;
+  throw StorageError("postgres: " + std::string(name) + ": " + std::string(why));
 }
 
 void PgConnection::execute_script(std::string_view name, std::string_view sql) {
@@ -200,7 +274,8 @@ void PgConnection::fail(std::string_view name, PGresult* result) {
 }
 
 bool PgConnection::healthy() const {
-  return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) != PQTRANS_UNKNOWN &&
+  return !lost_ && PQstatus(conn_) == CONNECTION_OK &&
+         PQtransactionStatus(conn_) != PQTRANS_UNKNOWN &&
          PQtransactionStatus(conn_) != PQTRANS_ACTIVE;
 }
 

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -79,6 +80,43 @@ class PgResult {
   PGresult* result_;
 };
 
+// A statement and its parameters (text, but bytea in binary), ready to run: for
+// PgConnection::pipeline, which sends several at once.
+class PgStatement {
+ public:
+  template <class... Args>
+  explicit PgStatement(const PgQuery& query, const Args&... args) : query_(&query) {
+    params_.reserve(sizeof...(args));
+    (add(args), ...);
+  }
+
+  const PgQuery& query() const { return *query_; }
+
+ private:
+  friend class PgConnection;
+  struct Param {
+    std::optional<std::string> value;
+    bool binary = false;
+  };
+
+  void add(int64_t value) { params_.push_back(Param{std::to_string(value), false}); }
+  void add(int value) { add(int64_t{value}); }
+  void add(uint32_t value) { add(int64_t{value}); }
+  void add(std::string_view text) { params_.push_back(Param{std::string(text), false}); }
+  void add(const std::string& text) { add(std::string_view{text}); }
+  void add(const char* text) { add(std::string_view{text}); }
+  void add(PgBytes bytes) { params_.push_back(Param{std::string(bytes.bytes), true}); }
+
+  const PgQuery* query_;
+  std::vector<Param> params_;
+};
+
+// One statement's answer in a pipeline: its rows, or the error query() would have thrown.
+struct PgAnswer {
+  std::optional<PgResult> result;
+  std::exception_ptr error;
+};
+
 class PgConnection {
  public:
   // Connects (throws StorageError when the server cannot be reached). `url` is a libpq URL or
@@ -91,11 +129,17 @@ class PgConnection {
   // Runs a named statement, preparing it on its first use on this connection.
   template <class... Args>
   PgResult query(const PgQuery& query, const Args&... args) {
-    Params params;
-    params.reserve(sizeof...(args));
-    (add_param(params, args), ...);
-    return execute(query, params);
+    return run(PgStatement(query, args...));
   }
+  PgResult run(const PgStatement& statement);
+
+  // Runs `statements` in one flight (libpq's pipeline mode): sent together, run by the server
+  // one after another, answered in order, so they cost one round trip in all. As in a script, a
+  // statement after one that failed is not run (its answer is a StorageError saying so), and
+  // inside a transaction block the failure aborts the transaction. Throws StorageError when the
+  // connection broke (what ran, we cannot tell); the connection is then not healthy(). (Before
+  // PostgreSQL 17 the statement timeout runs from the first statement of a flight to its last.)
+  std::vector<PgAnswer> pipeline(const std::vector<PgStatement>& statements);
 
   // Runs several statements at once (a migration): not prepared, no parameters.
   void execute_script(std::string_view name, std::string_view sql);
@@ -108,28 +152,13 @@ class PgConnection {
   bool transaction_aborted() const;
 
  private:
-  struct Param {
-    std::optional<std::string> value;
-    bool binary = false;
-  };
-  using Params = std::vector<Param>;
-
-  static void add_param(Params& params, int64_t value);
-  static void add_param(Params& params, int value) { add_param(params, int64_t{value}); }
-  static void add_param(Params& params, uint32_t value) { add_param(params, int64_t{value}); }
-  static void add_param(Params& params, std::string_view text);
-  static void add_param(Params& params, const std::string& text) {
-    add_param(params, std::string_view{text});
-  }
-  static void add_param(Params& params, const char* text) {
-    add_param(params, std::string_view{text});
-  }
-  static void add_param(Params& params, PgBytes bytes);
-
-  PgResult execute(const PgQuery& query, const Params& params);
+  void prepare(const PgStatement& statement);
+  // Marks the connection broken (the pool drops it) and throws StorageError.
+  [[noreturn]] void lose(std::string_view name, std::string_view why);
   [[noreturn]] void fail(std::string_view name, PGresult* result);
 
   PGconn* conn_ = nullptr;
+  bool lost_ = false;  // left in a state we cannot use it from (mid-pipeline)
   std::set<std::string, std::less<>> prepared_;
 };
 

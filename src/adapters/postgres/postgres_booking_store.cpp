@@ -42,44 +42,14 @@ constexpr PgQuery kInsertSection{
     "section_sales.insert",
     "INSERT INTO section_sales (event_id, section_id, kind, capacity, sold) "
     "VALUES ($1, $2, $3, $4, 0)"};
-constexpr PgQuery kSelectSectionKind{
-    "section_sales.select_kind",
-    "SELECT kind FROM section_sales WHERE event_id = $1 AND section_id = $2"};
-// The capacity guard: evaluated again on the newest row version after waiting for a concurrent
-// checkout's lock, so two checkouts cannot both take the last seats.
-constexpr PgQuery kTakeCapacity{
-    "section_sales.take",
-    "UPDATE section_sales SET sold = sold + $3 "
-    "WHERE event_id = $1 AND section_id = $2 AND sold + $3 <= capacity"};
 constexpr PgQuery kGiveBackCapacity{"section_sales.give_back",
                                     "UPDATE section_sales SET sold = sold - $3 "
                                     "WHERE event_id = $1 AND section_id = $2 AND kind = 'general'"};
-
-// Records the hold's fence on each of its seats unless a newer holder has already booked it; the
-// seats returned are those claimed, so a missing one means the hold is fenced out. Sorted, so
-// every checkout locks fence rows in one order and two checkouts cannot deadlock on them.
-constexpr PgQuery kClaimFences{
-    "seat_fences.claim",
-    "INSERT INTO seat_fences (event_id, resource, fence) "
-    "SELECT $1, seat, $3 FROM jsonb_array_elements_text($2::jsonb) AS seat ORDER BY seat "
-    "ON CONFLICT (event_id, resource) DO UPDATE SET fence = excluded.fence "
-    "WHERE excluded.fence >= seat_fences.fence "
-    "RETURNING resource"};
-
-// One checkout of a group-commit batch: its refusal undoes its own writes only.
-constexpr PgQuery kSavepoint{"checkout.savepoint", "SAVEPOINT checkout"};
-constexpr PgQuery kReleaseSavepoint{"checkout.release", "RELEASE SAVEPOINT checkout"};
-constexpr PgQuery kRollbackToSavepoint{"checkout.rollback_to", "ROLLBACK TO SAVEPOINT checkout"};
 
 #define BOOKING_COLUMNS                                                                         \
   "id, event_id, hold_id, buyer, section, quantity, amount, currency, payment_method, status, " \
   "fence, seats, created_at_ms, updated_at_ms, payment_attempts, last_error"
 
-constexpr PgQuery kInsertBooking{
-    "bookings.insert",
-    "INSERT INTO bookings (" BOOKING_COLUMNS
-    ", hold_created_at_ms, hold_expires_at_ms) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"};
 constexpr PgQuery kSelectBooking{"bookings.select",
                                  "SELECT " BOOKING_COLUMNS " FROM bookings WHERE id = $1"};
 constexpr PgQuery kSelectBookingByHold{
@@ -121,17 +91,31 @@ constexpr PgQuery kStaleBookings{
 
 #undef BOOKING_COLUMNS
 
-// The partial unique index decides: a seat in a live booking is skipped, not inserted, and the
-// seats returned are those this booking got. A racing insert of the same seat waits for the
-// other transaction, then is skipped (it committed) or goes in (it rolled back).
-constexpr PgQuery kInsertSeats{
-    "booking_seats.insert",
-    "INSERT INTO booking_seats (booking_id, event_id, seat_id, live) "
-    "SELECT $1, $2, seat, true FROM jsonb_array_elements_text($3::jsonb) AS seat ORDER BY seat "
-    "ON CONFLICT (event_id, seat_id) WHERE live DO NOTHING "
-    "RETURNING seat_id"};
 constexpr PgQuery kReleaseSeats{"booking_seats.release",
                                 "UPDATE booking_seats SET live = false WHERE booking_id = $1"};
+
+// One checkout, one statement, one round trip: boxoffice_checkout() (migration 2) runs the
+// checkout's guards and writes in the order the header describes and answers with the booking's
+// columns (BOOKING_COLUMNS; set for outcome "existing") and then its outcome and detail. A
+// checkout it refuses, or that fails, has written nothing (its writes run in one subtransaction
+// of the function), and a failure is reported in the row, not raised: a batch's transaction
+// survives a checkout's deadlock or timeout, as it did when each checkout had a SAVEPOINT.
+constexpr PgQuery kCheckout{
+    "checkout.run",
+    "SELECT (c.booking).id, (c.booking).event_id, (c.booking).hold_id, (c.booking).buyer, "
+    "(c.booking).section, (c.booking).quantity, (c.booking).amount, (c.booking).currency, "
+    "(c.booking).payment_method, (c.booking).status, (c.booking).fence, (c.booking).seats, "
+    "(c.booking).created_at_ms, (c.booking).updated_at_ms, (c.booking).payment_attempts, "
+    "(c.booking).last_error, c.outcome, c.detail "
+    "FROM boxoffice_checkout($1::text, $2::text, $3::text, $4::text, $5::text, $6::integer, "
+    "$7::bigint, $8::text, $9::text, $10::bigint, $11::jsonb, $12::bigint, $13::bigint, "
+    "$14::bigint, $15::text) AS c"};
+constexpr int kCheckoutOutcomeColumn = 16;
+constexpr int kCheckoutDetailColumn = 17;
+// Around a batch of checkouts, sent in the same flight as them (PgConnection::pipeline).
+constexpr PgQuery kBatchBegin{"checkout.begin", "BEGIN"};
+constexpr PgQuery kBatchCommit{"checkout.commit", "COMMIT"};
+constexpr PgQuery kBatchRollback{"checkout.rollback", "ROLLBACK"};
 
 constexpr PgQuery kInsertOutbox{
     "outbox.insert", "INSERT INTO outbox (kind, booking_id, created_at_ms) VALUES ($1, $2, $3)"};
@@ -215,13 +199,6 @@ std::optional<Booking> select_one_booking(PgConnection& connection, const PgQuer
   const PgResult result = connection.query(query, key);
   if (result.rows() == 0) return std::nullopt;
   return read_booking(result, 0);
-}
-
-// The first column of every row.
-std::set<std::string> first_column(const PgResult& result) {
-  std::set<std::string> values;
-  for (int row = 0; row < result.rows(); ++row) values.insert(result.text(row, 0));
-  return values;
 }
 
 }  // namespace
@@ -316,136 +293,92 @@ struct PostgresBookingStore::QueuedCheckout {
   int attempts = 0;  // transactions it took part in, for the bound on retries after a deadlock
 };
 
-// Where one checkout begins inside its batch's transaction, so that refusing it undoes its
-// writes only. A batch of one needs no savepoint (two round trips fewer): undoing it is rolling
-// the whole transaction back.
-class PostgresBookingStore::CheckoutScope {
- public:
-  CheckoutScope(PgConnection& connection, PgTransaction& tx, bool savepoint)
-      : connection_(connection), tx_(tx), savepoint_(savepoint) {
-    if (savepoint_) connection_.query(kSavepoint);
-  }
-  CheckoutScope(const CheckoutScope&) = delete;
-  CheckoutScope& operator=(const CheckoutScope&) = delete;
+namespace {
 
-  // What the checkout wrote becomes part of the batch.
-  void keep() {
-    if (savepoint_ && !undone_) connection_.query(kReleaseSavepoint);
-  }
-  // What the checkout wrote is undone; the batch goes on. Also after a failed statement.
-  void undo() {
-    if (undone_) return;
-    undone_ = true;
-    if (savepoint_) {
-      connection_.query(kRollbackToSavepoint);
-      connection_.query(kReleaseSavepoint);  // so savepoints do not nest
-    } else {
-      tx_.rollback();
-    }
-  }
-
- private:
-  PgConnection& connection_;
-  PgTransaction& tx_;
-  bool savepoint_;
-  bool undone_ = false;
-};
-
-Result<Booking> PostgresBookingStore::checkout(PgConnection& connection,
-                                               const CheckoutRequest& request,
-                                               CheckoutScope& scope) {
+// The call of boxoffice_checkout for one checkout.
+PgStatement checkout_statement(const CheckoutRequest& request) {
   const Hold& hold = request.hold;
-  // Before the expiry check: a retried checkout whose first answer was lost gets its booking,
-  // which stands whatever the time is now. (A checkout earlier in the same batch counts too.)
-  if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
-    return *std::move(existing);
+  // check_hold_shape stays the one judge of a hold's shape: the function is told which kind of
+  // section the shape fits (at most one: a general hold names no seats, a reserved one names as
+  // many as its quantity, at least one) and refuses the hold in a section of another kind.
+  const char* shape_fits = !check_hold_shape(hold, SectionKind::reserved)  ? "reserved"
+                           : !check_hold_shape(hold, SectionKind::general) ? "general"
+                                                                           : "";
+  return PgStatement(kCheckout, request.booking_id, hold.event_id, hold.id, hold.buyer,
+                     hold.section, hold.quantity, hold.amount, hold.currency,
+                     request.payment_method, static_cast<int64_t>(hold.fence),
+                     encode_seats(hold.seats), to_unix_ms(request.now), to_unix_ms(hold.created_at),
+                     to_unix_ms(hold.expires_at), shape_fits);
+}
+
+// What boxoffice_checkout answered: the booking, a refusal, or (thrown) the error it reported.
+Result<Booking> checkout_answer(const CheckoutRequest& request, const PgResult& result) {
+  const Hold& hold = request.hold;
+  if (result.rows() != 1) {
+    throw StorageError("postgres: " + std::string(kCheckout.name) + " returned " +
+                       std::to_string(result.rows()) + " rows");
   }
-  if (!(request.now < hold.expires_at)) {
+  const std::string outcome = result.text(0, kCheckoutOutcomeColumn);
+  const std::string detail = result.text(0, kCheckoutDetailColumn);
+
+  if (outcome == "booked") {
+    Booking booking;
+    booking.id = request.booking_id;
+    booking.event_id = hold.event_id;
+    booking.hold_id = hold.id;
+    booking.buyer = hold.buyer;
+    booking.section = hold.section;
+    booking.seats = hold.seats;
+    booking.quantity = hold.quantity;
+    booking.amount = hold.amount;
+    booking.currency = hold.currency;
+    booking.payment_method = request.payment_method;
+    booking.status = BookingStatus::pending_payment;
+    booking.fence = hold.fence;
+    booking.created_at = request.now;
+    booking.updated_at = request.now;
+    return booking;
+  }
+  // A retried checkout, or one that raced a checkout of the same hold: that hold's booking.
+  if (outcome == "existing") return read_booking(result, 0);
+  if (outcome == "hold_expired") {
     return make_error(Errc::hold_expired, "the hold expired at " + format_rfc3339(hold.expires_at));
   }
-
-  SectionKind kind = SectionKind::general;
-  {
-    const PgResult section = connection.query(kSelectSectionKind, hold.event_id, hold.section);
-    if (section.rows() == 0) {
-      return make_error(Errc::not_found,
-                        "no section \"" + hold.section + "\" in event \"" + hold.event_id + "\"");
-    }
-    kind = section.text(0, 0) == to_string(SectionKind::reserved) ? SectionKind::reserved
-                                                                  : SectionKind::general;
+  if (outcome == "not_found") {
+    return make_error(Errc::not_found,
+                      "no section \"" + hold.section + "\" in event \"" + hold.event_id + "\"");
   }
-  if (auto error = check_hold_shape(hold, kind)) return *std::move(error);
-
-  Booking booking;
-  booking.id = request.booking_id;
-  booking.event_id = hold.event_id;
-  booking.hold_id = hold.id;
-  booking.buyer = hold.buyer;
-  booking.section = hold.section;
-  booking.seats = hold.seats;
-  booking.quantity = hold.quantity;
-  booking.amount = hold.amount;
-  booking.currency = hold.currency;
-  booking.payment_method = request.payment_method;
-  booking.status = BookingStatus::pending_payment;
-  booking.fence = hold.fence;
-  booking.created_at = request.now;
-  booking.updated_at = request.now;
-  const std::string seats = encode_seats(booking.seats);
-  // First, so a second checkout of the same hold racing this one waits here on the unique
-  // hold_id, and then returns the booking this one committed.
-  try {
-    connection.query(kInsertBooking, booking.id, booking.event_id, booking.hold_id, booking.buyer,
-                     booking.section, booking.quantity, booking.amount, booking.currency,
-                     booking.payment_method, to_string(booking.status),
-                     static_cast<int64_t>(booking.fence), seats, to_unix_ms(booking.created_at),
-                     to_unix_ms(booking.updated_at), booking.payment_attempts, booking.last_error,
-                     to_unix_ms(hold.created_at), to_unix_ms(hold.expires_at));
-  } catch (const PgUniqueViolation& violation) {
-    scope.undo();  // the failed insert aborted the transaction (or the savepoint)
-    if (violation.constraint() == "bookings_hold_id_key") {
-      if (auto existing = select_one_booking(connection, kSelectBookingByHold, hold.id)) {
-        return *std::move(existing);
-      }
-      throw StorageError("postgres: a booking of hold " + hold.id + " vanished");
-    }
-    return make_error(Errc::conflict, "a booking with id \"" + booking.id + "\" already exists");
-  }
-
-  if (kind == SectionKind::general) {
-    // Many holders share a general section, so a per-section fence would refuse valid holds;
-    // capacity and the expiry check are what protect it.
-    const PgResult taken =
-        connection.query(kTakeCapacity, hold.event_id, hold.section, hold.quantity);
-    if (taken.affected() == 0) {
-      return make_error(Errc::sold_out, "section \"" + hold.section + "\" is sold out");
-    }
-  } else {
-    const std::set<std::string> claimed = first_column(
-        connection.query(kClaimFences, hold.event_id, seats, static_cast<int64_t>(hold.fence)));
-    for (const auto& seat : hold.seats) {
-      if (!claimed.contains(seat)) {
-        return make_error(Errc::hold_expired,
-                          "the hold was fenced out: seat " + seat + " was booked by a newer hold");
-      }
-    }
-  }
-
-  const std::set<std::string> inserted =
-      first_column(connection.query(kInsertSeats, booking.id, booking.event_id, seats));
-  std::vector<std::string> unavailable;
-  for (const auto& seat : booking.seats) {
-    if (!inserted.contains(seat)) unavailable.push_back(seat);
-  }
-  if (!unavailable.empty()) {
+  if (outcome == "invalid_request") {
+    const SectionKind kind =
+        detail == to_string(SectionKind::reserved) ? SectionKind::reserved : SectionKind::general;
+    if (auto error = check_hold_shape(hold, kind)) return *std::move(error);
+  } else if (outcome == "conflict") {
+    return make_error(Errc::conflict,
+                      "a booking with id \"" + request.booking_id + "\" already exists");
+  } else if (outcome == "sold_out") {
+    return make_error(Errc::sold_out, "section \"" + hold.section + "\" is sold out");
+  } else if (outcome == "fenced_out") {
+    return make_error(Errc::hold_expired,
+                      "the hold was fenced out: seat " + detail + " was booked by a newer hold");
+  } else if (outcome == "seats_unavailable") {
     Error error = make_error(Errc::seats_unavailable, "some seats are already booked");
-    error.unavailable = std::move(unavailable);
+    error.unavailable = decode_seats(detail);
     return error;
+  } else if (outcome == "error") {
+    // Raised as the failed statement would have been (pg_connection.h): a deadlock or a
+    // serialization failure is retried by commit_batch.
+    const std::string sqlstate = detail.substr(0, 5);
+    const std::string what = "postgres: " + std::string(kCheckout.name) + ": " +
+                             (detail.size() > 6 ? detail.substr(6) : detail) + " (SQLSTATE " +
+                             sqlstate + ")";
+    if (sqlstate == "40001" || sqlstate == "40P01") throw PgRetryable(what);
+    throw StorageError(what);
   }
-
-  connection.query(kInsertOutbox, "charge", booking.id, to_unix_ms(request.now));
-  return booking;
+  throw StorageError("postgres: " + std::string(kCheckout.name) + " answered \"" + outcome +
+                     "\" (" + detail + ") for hold " + hold.id);
 }
+
+}  // namespace
 
 void PostgresBookingStore::commit_batch(std::vector<QueuedCheckout*> batch) noexcept {
   // One lock order for every batch (see the header). Stable: arrival order among equals.
@@ -468,33 +401,44 @@ void PostgresBookingStore::commit_batch(std::vector<QueuedCheckout*> batch) noex
     std::vector<Outcome> outcomes(batch.size());
     try {
       auto connection = pool_.acquire();
-      PgTransaction tx(*connection);
-      const bool savepoints = batch.size() > 1;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        CheckoutScope scope(*connection, tx, savepoints);
+      // A checkout the function refused, or that failed there, wrote nothing: it is answered
+      // alone, and the other checkouts of the batch keep their writes.
+      const auto answer = [&](size_t i, const PgResult& result) {
         try {
-          Result<Booking> result = checkout(*connection, *batch[i]->request, scope);
-          if (result.ok()) {
-            scope.keep();
-          } else {
-            scope.undo();
-          }
-          outcomes[i].result = std::move(result);
+          outcomes[i].result = checkout_answer(*batch[i]->request, result);
         } catch (const PgRetryable&) {
-          // Lost a deadlock: undone here, run again in the next transaction, after this one
-          // has committed what the lock holders may be waiting for.
-          if (!connection->healthy()) throw;
-          scope.undo();
+          // Lost a deadlock: run again in the next transaction, after this one has committed
+          // what the lock holders may be waiting for.
           outcomes[i] = Outcome{std::nullopt, std::current_exception(), true};
         } catch (const StorageError&) {
-          // A broken connection fails the whole batch (below); any other failure of a statement
-          // (a timeout, say) fails this checkout only, and the next one starts from its savepoint.
-          if (!connection->healthy()) throw;
-          scope.undo();
+          // Any other failure (a timeout, say) fails this checkout only.
           outcomes[i] = Outcome{std::nullopt, std::current_exception(), false};
         }
+      };
+      if (batch.size() == 1) {
+        // A lone checkout is one statement in a transaction of its own (autocommit).
+        answer(0, connection->run(checkout_statement(*batch[0]->request)));
+      } else {
+        // BEGIN, every checkout, COMMIT: one flight, one round trip. The server runs them in
+        // order, as if sent one by one; the answers are read after COMMIT's.
+        std::vector<PgStatement> statements;
+        statements.reserve(batch.size() + 2);
+        statements.emplace_back(kBatchBegin);
+        for (const QueuedCheckout* checkout : batch) {
+          statements.push_back(checkout_statement(*checkout->request));
+        }
+        statements.emplace_back(kBatchCommit);
+        const std::vector<PgAnswer> answers = connection->pipeline(statements);
+        // A statement that failed outright (the function reports its failures, so this is
+        // rare: a missing function, say) aborted the transaction and COMMIT did not run. The
+        // batch fails as a whole, with that statement's error (retried when retryable).
+        for (const PgAnswer& reply : answers) {
+          if (!reply.error) continue;
+          if (connection->in_transaction()) connection->query(kBatchRollback);
+          std::rethrow_exception(reply.error);
+        }
+        for (size_t i = 0; i < batch.size(); ++i) answer(i, *answers[i + 1].result);
       }
-      if (tx.open()) tx.commit();
     } catch (const PgRetryable&) {
       // The transaction failed as a whole and committed nothing: all of it runs again.
       for (auto& outcome : outcomes)

@@ -14,31 +14,47 @@
 //   - capacity is `UPDATE section_sales SET sold = sold + q WHERE sold + q <= capacity`;
 //   - a fence is an upsert whose DO UPDATE is guarded by `excluded.fence >= fence`;
 //   - a seat is an insert into booking_seats under the partial unique index on live seats, and
-//     a hold is an insert under the unique hold_id: a racing insert waits for the first one's
-//     transaction and then conflicts (or goes ahead if it rolled back).
+//     a hold is an insert under the unique hold_id (ON CONFLICT DO NOTHING, then the hold is
+//     looked up again): a racing insert waits for the first one's transaction and then
+//     conflicts (or goes ahead if it rolled back).
 // No read that precedes a write decides anything, so nothing here is exposed to the anomalies
 // SERIALIZABLE would prevent, and no checkout pays for predicate locks or aborts. Rows are
 // locked in one order (seats sorted) so checkouts do not deadlock; should one still lose a
 // deadlock (40P01) or a serialization failure (40001), the call is run again, a bounded number
 // of times.
 //
+// A checkout is one statement and one round trip: the PL/pgSQL function boxoffice_checkout
+// (migrations/postgres/002_checkout_function.sql) runs the statements above in the order they
+// were once sent one by one (look the hold up, check expiry, read the section's kind, insert the
+// booking, take capacity or claim fences, insert the seats, insert the outbox job). The function
+// is VOLATILE, so under READ COMMITTED each statement in it takes a fresh snapshot and the guards
+// work exactly as they would from the client. Its writes run in one block with an exception
+// handler, one subtransaction: a refusal found after a write (sold out, fenced out, a seat taken)
+// raises inside the block and undoes it, and any error (a deadlock, a timeout) is undone too and
+// reported in the result row rather than raised, where this store raises it (PgRetryable for
+// 40001/40P01). A checkout that is refused or fails has therefore written nothing, and the
+// statement itself does not fail, so the transaction around it stays usable.
 // Group commit: concurrent checkouts share transactions, so a flash sale does not pay one WAL
 // flush (fsync) and one BEGIN/COMMIT per booking. (PostgreSQL already lets concurrent commits
 // share a flush; what batching adds above all is that the row every checkout of a general section
 // updates is locked once per batch, from update to flush, instead of once per booking.) A checkout
 // is queued; a caller that finds a batch slot free (one of group_commit_batches_max) takes up to
-// group_commit_max queued checkouts and runs them in one transaction, each under its own SAVEPOINT,
-// then commits once and answers every caller of the batch; the others wait. A lone checkout thus
-// commits at once, and batches grow by themselves while commits are in flight. A batch runs in
-// (event, section, first seat) order, so two batches, like two checkouts, take section and seat
-// rows in one order. Everything above holds inside a batch: each checkout's guards see the rows of
-// the checkouts before it (same transaction), and a refusal (a seat taken, fenced out, sold out,
-// hold expired) rolls back to its savepoint, undoing that checkout only. Answers are given after
-// COMMIT, so a caller's booking is durable when create_booking returns, and a refusal caused by a
-// checkout of the same batch stands only if that checkout committed. A checkout that loses a
-// deadlock is rolled back to its savepoint and run again in the next transaction; a batch whose
-// transaction fails as a whole is run again when the failure is retryable (bounded), else every
-// caller of it gets the StorageError.
+// group_commit_max queued checkouts and runs them in one transaction, one boxoffice_checkout call
+// each, then commits once and answers every caller of the batch; the others wait. The whole batch
+// (BEGIN, the calls, COMMIT) is sent in one flight, libpq's pipeline mode: the server runs the
+// statements one after another as if they came one by one, and no answer is needed before the
+// next is sent, since the function decides every outcome itself. A lone checkout thus commits
+// at once (its call runs without BEGIN/COMMIT, as a transaction of its own), and batches grow by
+// themselves while commits are in flight. A batch runs in (event, section, first
+// seat) order, so two batches, like two checkouts, take section and seat rows in one order.
+// Everything above holds inside a batch: each checkout's guards see the rows of the checkouts
+// before it (same transaction), and a refusal (a seat taken, fenced out, sold out, hold expired)
+// leaves nothing behind, so it undoes that checkout only; no client-side SAVEPOINT is needed.
+// Answers are given after COMMIT, so a caller's booking is durable when create_booking returns,
+// and a refusal caused by a checkout of the same batch stands only if that checkout committed. A
+// checkout that loses a deadlock (undone by the function) is run again in the next transaction;
+// a batch whose transaction fails as a whole is run again when the failure is retryable
+// (bounded), else every caller of it gets the StorageError.
 
 #include <atomic>
 #include <condition_variable>
@@ -58,9 +74,10 @@ namespace boxoffice {
 
 struct PostgresStoreOptions {
   // Checkouts committed in one transaction, at most. 64 is PostgreSQL's cache of subtransaction
-  // ids per backend (PGPROC_MAX_CACHED_SUBXIDS): a transaction with more committed savepoints
-  // "overflows" it, and every snapshot on the server then reads pg_subtrans. 1 turns group
-  // commit off: each checkout runs its own transaction on its own connection.
+  // ids per backend (PGPROC_MAX_CACHED_SUBXIDS): each checkout that writes is one subtransaction
+  // (boxoffice_checkout's exception block), and a transaction with more of them "overflows" it, and
+  // every snapshot on the server then reads pg_subtrans. 1 turns group commit off: each checkout
+  // runs its own transaction on its own connection.
   static constexpr size_t group_commit_max_limit = 64;
 
   // At most PgPool::connections_max; a call waits at most `acquire_timeout` for a connection.
@@ -72,8 +89,8 @@ struct PostgresStoreOptions {
   size_t group_commit_max = group_commit_max_limit;  // 1 to group_commit_max_limit
   // Batches in flight at once, each on a connection of its own; at most half the connections
   // (at least 1), the rest serving reads, transitions and idempotency keys. Few, so that
-  // checkouts queue and batches form; more than one, because a batch runs its statements one
-  // round trip after another while separate batches overlap and share WAL flushes. Measured
+  // checkouts queue and batches form; more than one, so that while a batch waits for its
+  // round trip and its WAL flush another runs, and separate batches share flushes. Measured
   // (32 callers, fsync on): 4 matched independent transactions on distinct seats and doubled
   // checkouts of one general section, where every checkout waits for the section's row lock.
   size_t group_commit_batches_max = 4;
@@ -139,10 +156,6 @@ class PostgresBookingStore final : public BookingStore, public IdempotencyStore 
   auto with_retry(Body&& body);
 
   struct QueuedCheckout;
-  class CheckoutScope;
-  // One checkout inside the batch's transaction: its guards and writes, undone through `scope`.
-  Result<Booking> checkout(PgConnection& connection, const CheckoutRequest& request,
-                           CheckoutScope& scope);
   // Runs `batch` to the end and answers every checkout of it (result or error); never throws.
   void commit_batch(std::vector<QueuedCheckout*> batch) noexcept;
 
