@@ -332,7 +332,9 @@ net::awaitable<SaleResult> run_hold_load(HoldLoadOptions options) {
         run->cpu_at_measure = cpu_seconds();
       },
       net::detached);
-  net::co_spawn(executor, run->progress(), net::detached);
+  // The lambda's copy of `run` keeps it alive until the progress line's last tick.
+  net::co_spawn(
+      executor, [run]() -> net::awaitable<void> { co_await run->progress(); }, net::detached);
   struct StopProgress {
     Run& run;
     ~StopProgress() { run.stop_progress = true; }
