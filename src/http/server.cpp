@@ -44,14 +44,19 @@ struct HttpServer::Impl {
         acceptor(ioc),
         signals(ioc, SIGINT, SIGTERM),
         drain_strand(net::make_strand(ioc)),
-        drain_timer(drain_strand) {}
+        drain_timer(drain_strand) {
+    for (size_t i = 1; i < options.io_threads; ++i) {
+      more_contexts.push_back(std::make_unique<net::io_context>(1));
+      keep_running.push_back(net::make_work_guard(*more_contexts.back()));
+    }
+  }
 
   /// What a connection exposes to the drain: its socket's executor and whether it waits idle.
   struct Connection {
     beast::tcp_stream* stream;
-    net::any_io_executor executor;  // the connection's strand, valid after the stream is gone
-    bool idle = true;               // guarded by the connection's strand
-    bool closed = false;            // set on the strand before the stream is destroyed
+    net::any_io_executor executor;  // the connection's I/O thread, valid after the stream is gone
+    bool idle = true;               // touched on the connection's executor only
+    bool closed = false;            // set there before the stream is destroyed
   };
 
   net::awaitable<void> accept_loop();
@@ -60,6 +65,18 @@ struct HttpServer::Impl {
   std::optional<HttpResponse> refuse_head(const bhttp::request<bhttp::string_body>& message) const;
   void begin_drain();
   void connection_done();
+  /// Where the next connection lives: each I/O thread runs an io_context of its own, so a
+  /// connection's handlers never wait for another thread (no strand, no cross-thread wake-up);
+  /// new connections go round the threads.
+  net::any_io_executor next_connection_executor() {
+    const size_t i =
+        next_context.fetch_add(1, std::memory_order_relaxed) % (more_contexts.size() + 1);
+    return i == 0 ? ioc.get_executor() : more_contexts[i - 1]->get_executor();
+  }
+  void stop_contexts() {
+    ioc.stop();
+    for (auto& context : more_contexts) context->stop();
+  }
 
   ServerOptions options;
   RequestHandler& api;
@@ -70,6 +87,11 @@ struct HttpServer::Impl {
   /// begin_drain, the drain timer and its cancellation run here only.
   net::strand<net::io_context::executor_type> drain_strand;
   net::steady_timer drain_timer;
+  /// The I/O threads but the first (which runs `ioc`, with the acceptor and the drain): their
+  /// contexts run until the drain is over (keep_running is cleared on the drain strand).
+  std::vector<std::unique_ptr<net::io_context>> more_contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  std::atomic<size_t> next_context{0};
   std::atomic<size_t> worker_queue{0};
   std::atomic<bool> draining{false};
 
@@ -115,8 +137,7 @@ void HttpServer::run() {
   // On the drain strand: closing the acceptor there never races an accept in progress.
   net::co_spawn(impl.drain_strand, impl.accept_loop(), net::detached);
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < impl.options.io_threads; ++i)
-    threads.emplace_back([&impl] { impl.ioc.run(); });
+  for (auto& context : impl.more_contexts) threads.emplace_back([&context] { context->run(); });
   impl.ioc.run();
   for (auto& t : threads) t.join();
   impl.workers.join();
@@ -146,20 +167,28 @@ void HttpServer::Impl::begin_drain() {
   drain_timer.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     spdlog::warn("drain timeout: stopping with requests in flight");
-    ioc.stop();
+    stop_contexts();
   });
-  if (open.empty()) drain_timer.cancel();
+  if (open.empty()) {
+    drain_timer.cancel();
+    keep_running.clear();
+  }
 }
 
 void HttpServer::Impl::connection_done() {
   if (!draining.load()) return;
   std::lock_guard lock(connections_mutex);
-  if (connections.empty()) net::post(drain_strand, [this] { drain_timer.cancel(); });
+  if (connections.empty()) {
+    net::post(drain_strand, [this] {
+      drain_timer.cancel();
+      keep_running.clear();
+    });
+  }
 }
 
 net::awaitable<void> HttpServer::Impl::accept_loop() {
   while (acceptor.is_open()) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc), use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(next_connection_executor(), use_tuple);
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
       spdlog::warn("accept failed: {}", ec.message());
