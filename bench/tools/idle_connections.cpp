@@ -33,6 +33,8 @@
 #include <string>
 #include <vector>
 
+#include "loadgen/http_client.h"
+
 namespace {
 
 namespace net = boost::asio;
@@ -58,43 +60,7 @@ struct Options {
   double progress_seconds = 5;
 };
 
-struct Origin {
-  std::string host;
-  std::string port;
-};
-
-/// "http://host[:port][/]" or "http://[v6]:port"; nullopt otherwise.
-std::optional<Origin> parse_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
-  url.remove_prefix(scheme.size());
-  if (!url.empty() && url.back() == '/') url.remove_suffix(1);
-  if (url.empty() || url.find('/') != std::string_view::npos) return std::nullopt;
-  Origin origin{std::string{url}, "80"};
-  size_t colon = std::string_view::npos;
-  if (url.front() == '[') {
-    const auto close = url.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    origin.host = std::string{url.substr(1, close - 1)};
-    if (close + 1 < url.size()) {
-      if (url[close + 1] != ':') return std::nullopt;
-      colon = close + 1;
-    }
-  } else {
-    colon = url.rfind(':');
-    if (colon != std::string_view::npos) origin.host = std::string{url.substr(0, colon)};
-  }
-  if (colon != std::string_view::npos) {
-    const auto port = url.substr(colon + 1);
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535)
-      return std::nullopt;
-    origin.port = std::string{port};
-  }
-  if (origin.host.empty()) return std::nullopt;
-  return origin;
-}
+using boxoffice::loadgen::Origin;
 
 /// Raises the soft RLIMIT_NOFILE to the hard one; returns the soft limit in force.
 uint64_t raise_descriptor_limit() {
@@ -140,7 +106,7 @@ class Run {
         "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: boxoffice-idle-connections\r\n\r\n",
         options_.path,
         origin_.host.find(':') != std::string::npos ? "[" + origin_.host + "]" : origin_.host,
-        origin_.port);
+        std::to_string(origin_.port));
   }
 
   int run() {
@@ -184,7 +150,8 @@ class Run {
 
   net::awaitable<void> main_loop() {
     tcp::resolver resolver(ioc_);
-    auto [rec, results] = co_await resolver.async_resolve(origin_.host, origin_.port, use_tuple);
+    auto [rec, results] =
+        co_await resolver.async_resolve(origin_.host, std::to_string(origin_.port), use_tuple);
     if (rec || results.empty()) {
       throw std::runtime_error(
           fmt::format("cannot resolve {}:{}: {}", origin_.host, origin_.port, rec.message()));
@@ -422,7 +389,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "idle-connections: --path must start with '/'\n");
     return kExitBadFlag;
   }
-  const auto origin = parse_url(options.url);
+  const auto origin = boxoffice::loadgen::parse_origin(options.url);
   if (!origin) {
     fmt::print(stderr, "idle-connections: --url \"{}\" is not http://host:port\n", options.url);
     return kExitBadFlag;

@@ -158,31 +158,13 @@ int run_demo(const DemoOptions& options) {
     std::fprintf(stderr, "boxoffice demo: serving on http://127.0.0.1:%u, data in %s, seed %llu\n",
                  sale.origin.port, data_dir.c_str(), static_cast<unsigned long long>(sale.seed));
 
-    net::io_context ioc(1);
-    std::exception_ptr failure;
-    loadgen::SaleResult result;
-    bool interrupted = false;
     // Ctrl-C ends the demo cleanly: the server drains and the temporary directory goes.
-    net::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int) {
-      if (ec) return;
-      interrupted = true;
-      ioc.stop();
-    });
-    net::co_spawn(ioc, loadgen::run_sale(std::move(sale)),
-                  [&](std::exception_ptr e, loadgen::SaleResult r) {
-                    failure = e;
-                    result = std::move(r);
-                    signals.cancel();
-                  });
-    ioc.run();
-    if (interrupted) {
+    if (auto result = loadgen::run_interruptibly(loadgen::run_sale(std::move(sale)))) {
+      std::cout << result->markdown << std::flush;
+      code = result->passed ? 0 : 1;
+    } else {
       std::cerr << "\nboxoffice demo: interrupted; no report\n";
       code = 130;
-    } else {
-      if (failure) std::rethrow_exception(failure);
-      std::cout << result.markdown << std::flush;
-      code = result.passed ? 0 : 1;
     }
   } catch (const ConfigError& e) {
     std::cerr << "boxoffice: " << e.what() << "\n";

@@ -800,4 +800,26 @@ net::awaitable<SaleResult> run_sale(SaleOptions options) {
   co_return co_await play(d);
 }
 
+std::optional<SaleResult> run_interruptibly(net::awaitable<SaleResult> run) {
+  net::io_context ioc(1);
+  std::exception_ptr failure;
+  SaleResult result;
+  bool interrupted = false;
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    interrupted = true;
+    ioc.stop();
+  });
+  net::co_spawn(ioc, std::move(run), [&](std::exception_ptr e, SaleResult r) {
+    failure = e;
+    result = std::move(r);
+    signals.cancel();
+  });
+  ioc.run();
+  if (interrupted) return std::nullopt;
+  if (failure) std::rethrow_exception(failure);
+  return result;
+}
+
 }  // namespace boxoffice::loadgen

@@ -291,63 +291,45 @@ int loadgen_main(const std::vector<std::string>& args) {
   std::fprintf(stderr, "boxoffice loadgen: %s, seed %llu\n", url.c_str(),
                static_cast<unsigned long long>(sale.seed));
 
-  net::io_context ioc(1);
-  std::exception_ptr failure;
-  SaleResult result;
-  bool interrupted = false;
-  net::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int) {
-    if (ec) return;
-    interrupted = true;
-    ioc.stop();
-  });
-  const auto finish = [&](std::exception_ptr e, SaleResult r) {
-    failure = e;
-    result = std::move(r);
-    signals.cancel();
-  };
-  if (scenario == "holds") {
-    HoldLoadOptions load;
-    load.origin = sale.origin;
-    load.mint = sale.mint;
-    load.plan = sale.plan;
-    load.seats_per_hold = seats_per_hold;
-    load.after = after_hold == "release"    ? AfterHold::release
-                 : after_hold == "checkout" ? AfterHold::checkout
-                                            : AfterHold::keep;
-    load.concurrency = concurrency;
-    load.rate_per_second = sale.rate_per_second;
-    load.warmup = std::chrono::milliseconds{static_cast<int64_t>(warmup_seconds * 1000)};
-    load.duration = std::chrono::milliseconds{static_cast<int64_t>(
-        (duration_seconds > 0 ? duration_seconds : kHoldsDurationDefault) * 1000)};
-    load.title = "boxoffice loadgen: holds";
-    load.setup = fmt::format("Server {}.", url);
-    net::co_spawn(ioc, run_hold_load(std::move(load)), finish);
-  } else {
-    net::co_spawn(ioc, run_sale(std::move(sale)), finish);
+  std::optional<SaleResult> result;
+  try {
+    if (scenario == "holds") {
+      HoldLoadOptions load;
+      load.origin = sale.origin;
+      load.mint = sale.mint;
+      load.plan = sale.plan;
+      load.seats_per_hold = seats_per_hold;
+      load.after = after_hold == "release"    ? AfterHold::release
+                   : after_hold == "checkout" ? AfterHold::checkout
+                                              : AfterHold::keep;
+      load.concurrency = concurrency;
+      load.rate_per_second = sale.rate_per_second;
+      load.warmup = std::chrono::milliseconds{static_cast<int64_t>(warmup_seconds * 1000)};
+      load.duration = std::chrono::milliseconds{static_cast<int64_t>(
+          (duration_seconds > 0 ? duration_seconds : kHoldsDurationDefault) * 1000)};
+      load.title = "boxoffice loadgen: holds";
+      load.setup = fmt::format("Server {}.", url);
+      result = run_interruptibly(run_hold_load(std::move(load)));
+    } else {
+      result = run_interruptibly(run_sale(std::move(sale)));
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "\nboxoffice loadgen: " << e.what() << "\n";
+    return 1;
   }
-  ioc.run();
-  if (interrupted) {
+  if (!result) {
     std::cerr << "\nboxoffice loadgen: interrupted; no report\n";
     return 130;
   }
-  if (failure) {
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& e) {
-      std::cerr << "\nboxoffice loadgen: " << e.what() << "\n";
-    }
-    return 1;
-  }
-  std::cout << result.markdown << std::flush;
+  std::cout << result->markdown << std::flush;
   bool written = true;
   if (!json_path.empty())
-    written &= write_file(json_path, boost::json::serialize(result.json) + "\n");
-  if (!markdown_path.empty()) written &= write_file(markdown_path, result.markdown);
+    written &= write_file(json_path, boost::json::serialize(result->json) + "\n");
+  if (!markdown_path.empty()) written &= write_file(markdown_path, result->markdown);
   if (!timeline_path.empty()) {
-    written &= write_file(timeline_path, timeline_data(result.per_second, "hold"));
+    written &= write_file(timeline_path, timeline_data(result->per_second, "hold"));
   }
-  return result.passed && written ? 0 : 1;
+  return result->passed && written ? 0 : 1;
 }
 
 }  // namespace boxoffice::loadgen

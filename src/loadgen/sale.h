@@ -110,4 +110,8 @@ class SaleError : public std::runtime_error {
 /// SaleError.
 boost::asio::awaitable<SaleResult> run_sale(SaleOptions options);
 
+/// Runs `run` (a sale, or a holds run) on a single-threaded io_context of its own until it ends,
+/// or until SIGINT/SIGTERM stops it: then nullopt. Rethrows what the run threw.
+std::optional<SaleResult> run_interruptibly(boost::asio::awaitable<SaleResult> run);
+
 }  // namespace boxoffice::loadgen

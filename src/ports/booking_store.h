@@ -22,6 +22,27 @@ struct CheckoutRequest {
   Timestamp now{};
 };
 
+/// The booking a checkout creates: the hold's seats and amount, pending payment.
+inline Booking pending_booking(const CheckoutRequest& request) {
+  const Hold& hold = request.hold;
+  Booking booking;
+  booking.id = request.booking_id;
+  booking.event_id = hold.event_id;
+  booking.hold_id = hold.id;
+  booking.buyer = hold.buyer;
+  booking.section = hold.section;
+  booking.seats = hold.seats;
+  booking.quantity = hold.quantity;
+  booking.amount = hold.amount;
+  booking.currency = hold.currency;
+  booking.payment_method = request.payment_method;
+  booking.status = BookingStatus::pending_payment;
+  booking.fence = hold.fence;
+  booking.created_at = request.now;
+  booking.updated_at = request.now;
+  return booking;
+}
+
 struct BookingCounts {
   uint32_t pending_payment = 0;
   uint32_t confirmed = 0;

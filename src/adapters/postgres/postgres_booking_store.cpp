@@ -321,24 +321,7 @@ Result<Booking> checkout_answer(const CheckoutRequest& request, const PgResult& 
   const std::string outcome = result.text(0, kCheckoutOutcomeColumn);
   const std::string detail = result.text(0, kCheckoutDetailColumn);
 
-  if (outcome == "booked") {
-    Booking booking;
-    booking.id = request.booking_id;
-    booking.event_id = hold.event_id;
-    booking.hold_id = hold.id;
-    booking.buyer = hold.buyer;
-    booking.section = hold.section;
-    booking.seats = hold.seats;
-    booking.quantity = hold.quantity;
-    booking.amount = hold.amount;
-    booking.currency = hold.currency;
-    booking.payment_method = request.payment_method;
-    booking.status = BookingStatus::pending_payment;
-    booking.fence = hold.fence;
-    booking.created_at = request.now;
-    booking.updated_at = request.now;
-    return booking;
-  }
+  if (outcome == "booked") return pending_booking(request);
   // A retried checkout, or one that raced a checkout of the same hold: that hold's booking.
   if (outcome == "existing") return read_booking(result, 0);
   if (outcome == "hold_expired") {

@@ -280,21 +280,7 @@ Result<Booking> SqliteBookingStore::create_booking(const CheckoutRequest& reques
     }
   }
 
-  Booking booking;
-  booking.id = request.booking_id;
-  booking.event_id = hold.event_id;
-  booking.hold_id = hold.id;
-  booking.buyer = hold.buyer;
-  booking.section = hold.section;
-  booking.seats = hold.seats;
-  booking.quantity = hold.quantity;
-  booking.amount = hold.amount;
-  booking.currency = hold.currency;
-  booking.payment_method = request.payment_method;
-  booking.status = BookingStatus::pending_payment;
-  booking.fence = hold.fence;
-  booking.created_at = request.now;
-  booking.updated_at = request.now;
+  Booking booking = pending_booking(request);
   try {
     connection
         ->query(kInsertBooking, booking.id, booking.event_id, booking.hold_id, booking.buyer,
