@@ -223,6 +223,36 @@ TEST_F(LoadgenTest, AnUnreachableDatabaseFailsTheChecks) {
   EXPECT_NE(log.find("could not read the database"), std::string::npos) << log;
 }
 
+// --join-rate 0: nobody who finds the event sold out joins a line (and the sale still sells out,
+// with every check passing); --seats cuts the reserved rows into sections of at most 2,000.
+TEST_F(LoadgenTest, JoinRateZeroKeepsTheLinesEmptyAndSeatsMakeSectionsOf2000AtMost) {
+  const auto report = dir.path() / "no-lines.json";
+  ChildProcess run(loadgen({"--sections", "floor=ga:40,orch=4x15", "--buyers", "250",
+                            "--concurrency", "24", "--join-rate", "0", "--json", report.string()}));
+  ASSERT_EQ(run.wait_exit(90s), 0) << run.log();
+  const auto doc = read_json(report);
+  EXPECT_EQ(num(doc.at("buyers").at("joined_waitlist")), 0) << run.log();
+  EXPECT_FALSE(doc.at("timeline_seconds").at("sold_out").is_null()) << run.log();
+  EXPECT_FALSE(doc.at("timeline_seconds").at("last_hold").is_null()) << run.log();
+  EXPECT_LE(doc.at("timeline_seconds").at("last_hold").to_number<double>(),
+            doc.at("timeline_seconds").at("sale_over").to_number<double>());
+
+  const auto big = dir.path() / "big.json";
+  ChildProcess sale(
+      loadgen({"--seats", "9000", "--buyers", "8", "--concurrency", "8", "--json", big.string()}));
+  ASSERT_EQ(sale.wait_exit(90s), 0) << sale.log();
+  int64_t seats = 0;
+  size_t sections = 0;
+  const auto big_doc = read_json(big);
+  for (const auto& [id, section] : big_doc.at("seats").at("sections").as_object()) {
+    EXPECT_LE(num(section.at("capacity")), id == "floor" ? 9000 : 2000) << id;
+    seats += num(section.at("capacity"));
+    ++sections;
+  }
+  EXPECT_EQ(seats, 9000);
+  EXPECT_GT(sections, 3u);  // floor, and the 5,400 reserved seats in three or more blocks
+}
+
 // The holds scenario: one hold of 4 adjacent seats after another, each block taken once, and
 // what it counts is what the server holds afterwards.
 TEST_F(LoadgenTest, HoldsScenarioHoldsEachBlockOnceAndCountsWhatTheServerHolds) {
