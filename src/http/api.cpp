@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <strings.h>
+#include <atomic>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <memory>
 #include <variant>
 
 #include "http/problem.h"
@@ -174,6 +176,28 @@ bool Api::needs_worker(const HttpRequest& request) const {
   return !(found->route->answers_from_memory && found->route->answers_from_memory(found->params));
 }
 
+HttpResponse failure_response(const HttpRequest& request, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const StorageError& e) {
+    spdlog::error("storage failure on {} {}: {}", request.method, request.path, e.what());
+    return problem(make_error(Errc::unavailable, "a storage engine did not answer; retry later"));
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected failure on {} {}: {}", request.method, request.path, e.what());
+  } catch (...) {
+    spdlog::error("unexpected failure on {} {}", request.method, request.path);
+  }
+  return protocol_problem(500, "internal", "Internal error", "an unexpected error occurred");
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point started) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+}  // namespace
+
 HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,
                                const std::function<HttpResponse(size_t& route_index)>& dispatch) {
   const auto started = std::chrono::steady_clock::now();
@@ -181,16 +205,10 @@ HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,
   HttpResponse response;
   try {
     response = dispatch(route_index);
-  } catch (const StorageError& e) {
-    spdlog::error("storage failure on {} {}: {}", request.method, request.path, e.what());
-    response =
-        problem(make_error(Errc::unavailable, "a storage engine did not answer; retry later"));
-  } catch (const std::exception& e) {
-    spdlog::error("unexpected failure on {} {}: {}", request.method, request.path, e.what());
-    response = protocol_problem(500, "internal", "Internal error", "an unexpected error occurred");
+  } catch (...) {
+    response = failure_response(request, std::current_exception());
   }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
-  metrics.record(route_index, response.status, elapsed.count());
+  metrics.record(route_index, response.status, seconds_since(started));
   return response;
 }
 
@@ -214,57 +232,141 @@ HttpResponse Api::handle(const HttpRequest& request) {
                            [&](size_t& route_index) { return dispatch(request, route_index); });
 }
 
-HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
-  auto match = match_route(router_, request);
-  if (auto* refusal = std::get_if<HttpResponse>(&match)) return std::move(*refusal);
-  auto& found = std::get<Router::Match>(match);
-  route_index = found.index;
-  const Route& route = *found.route;
-  const bool behind_gateway = !options_.internal_secret.empty();
-  Caller caller;
-  if (behind_gateway) {
-    // The gateway authenticated and rate-limited this request; only it knows the secret.
-    if (request.path.starts_with("/v1/")) {
-      if (!secret_matches(request.header(kInternalSecretHeader), options_.internal_secret)) {
-        return problem(make_error(Errc::forbidden, "this role serves its gateway only (" +
-                                                       std::string{kInternalSecretHeader} +
-                                                       " missing or wrong)"));
+bool Api::answers_async(const HttpRequest& request) const {
+  // With every engine in this process's memory, handle() on the I/O thread never waits anyway.
+  if (!options_.every_route_blocks) return false;
+  const auto match = router_.match(request.method, request.path);
+  const auto* found = std::get_if<Router::Match>(&match);
+  return found && found->route->async_handler &&
+         !(found->route->creates && request.header("Idempotency-Key"));
+}
+
+void Api::async_handle(const HttpRequest& request, AsyncDone done) {
+  struct Call {
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    size_t route_index = 0;
+    AsyncDone done;
+    std::atomic<bool> answered{false};
+  };
+  auto call = std::make_shared<Call>();
+  call->route_index = metrics_->unmatched();
+  call->done = std::move(done);
+  Respond respond = [this, &request, call](std::exception_ptr error, HttpResponse response) {
+    if (call->answered.exchange(true)) return;  // a handler that threw after answering
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const LockStateLost&) {
+        // Rebuilding the event reads the Bookings DB: a worker runs the request instead
+        // (RecoveringSeatLockStore), and nothing was taken.
+        return call->done(std::nullopt);
+      } catch (...) {
+        response = failure_response(request, error);
       }
-      if (const auto forwarded = request.header(kCallerHeader)) {
-        auto decoded = decode_caller(*forwarded);
-        if (!decoded) {
-          return problem(
-              make_error(Errc::invalid_request, std::string{kCallerHeader} + " is malformed"));
+    }
+    metrics_->record(call->route_index, response.status, seconds_since(call->started));
+    call->done(std::move(response));
+  };
+  try {
+    prepare(request, call->route_index, /*async=*/true, [respond](Prepared::Outcome outcome) {
+      if (auto* refusal = std::get_if<HttpResponse>(&outcome)) {
+        return respond(nullptr, std::move(*refusal));
+      }
+      const auto& prepared = std::get<Prepared>(outcome);
+      const Route& route = *prepared.route;
+      try {
+        if (route.async_handler) {
+          route.async_handler(prepared.context, respond);
+        } else {
+          respond(nullptr, route.handler(prepared.context));
         }
-        caller = std::move(*decoded);
+      } catch (...) {
+        respond(std::current_exception(), {});
       }
-    }
-  } else {
-    // Per address before authentication, so a flood of bad tokens is limited too.
-    if (auto refused = rate_gate_->admit(found.index, RateScope::address, request.remote_address)) {
-      return std::move(*refused);
-    }
-    auto authenticated = authenticate(request, options_.jwt, clock_.now());
-    if (auto* refusal = std::get_if<HttpResponse>(&authenticated)) return std::move(*refusal);
-    caller = std::move(std::get<Caller>(authenticated));
+    });
+  } catch (...) {
+    respond(std::current_exception(), {});
   }
-  if (auto refused = check_access(route.access, caller)) return std::move(*refused);
-  if (!behind_gateway) {
-    if (auto refused = rate_gate_->admit(found.index, RateScope::buyer, caller.buyer)) {
-      return std::move(*refused);
-    }
-  }
-  RouteContext context{request, std::move(caller), std::move(found.params)};
-  if (route.creates) {
+}
+
+HttpResponse Api::dispatch(const HttpRequest& request, size_t& route_index) {
+  std::optional<Prepared::Outcome> outcome;
+  prepare(request, route_index, /*async=*/false,
+          [&outcome](Prepared::Outcome prepared) { outcome.emplace(std::move(prepared)); });
+  if (auto* refusal = std::get_if<HttpResponse>(&*outcome)) return std::move(*refusal);
+  auto& [route, context] = std::get<Prepared>(*outcome);
+  if (route->creates) {
     if (auto key = request.header("Idempotency-Key")) {
       if (!is_valid_idempotency_key(*key)) {
         return problem(make_error(Errc::invalid_request,
                                   "Idempotency-Key must be 1-255 visible ASCII characters"));
       }
-      return run_idempotent(route, context, *key);
+      return run_idempotent(*route, context, *key);
     }
   }
-  return route.handler(context);
+  return route->handler(context);
+}
+
+void Api::admit(bool async, size_t route_index, RateScope scope, std::string_view who,
+                RateLimitGate::Admitted next) {
+  if (async) return rate_gate_->async_admit(route_index, scope, who, std::move(next));
+  next(rate_gate_->admit(route_index, scope, who));
+}
+
+void Api::prepare(const HttpRequest& request, size_t& route_index, bool async,
+                  Prepared::Done done) {
+  auto match = match_route(router_, request);
+  if (auto* refusal = std::get_if<HttpResponse>(&match)) return done(std::move(*refusal));
+  auto found = std::make_shared<Router::Match>(std::get<Router::Match>(std::move(match)));
+  route_index = found->index;
+  const Route& route = *found->route;
+  if (!options_.internal_secret.empty()) {
+    // Behind a gateway, which authenticated and rate-limited this request; only it knows the
+    // secret.
+    Caller caller;
+    if (request.path.starts_with("/v1/")) {
+      if (!secret_matches(request.header(kInternalSecretHeader), options_.internal_secret)) {
+        return done(problem(make_error(Errc::forbidden, "this role serves its gateway only (" +
+                                                            std::string{kInternalSecretHeader} +
+                                                            " missing or wrong)")));
+      }
+      if (const auto forwarded = request.header(kCallerHeader)) {
+        auto decoded = decode_caller(*forwarded);
+        if (!decoded) {
+          return done(problem(
+              make_error(Errc::invalid_request, std::string{kCallerHeader} + " is malformed")));
+        }
+        caller = std::move(*decoded);
+      }
+    }
+    if (auto refused = check_access(route.access, caller)) return done(std::move(*refused));
+    return done(
+        Prepared{&route, RouteContext{request, std::move(caller), std::move(found->params)}});
+  }
+  // Per address before authentication, so a flood of bad tokens is limited too. With `async`,
+  // what follows each admit may run on the limiter's thread: a failure there is answered here.
+  admit(async, found->index, RateScope::address, request.remote_address,
+        [this, &request, found, async, done](std::optional<HttpResponse> refused) {
+          if (refused) return done(std::move(*refused));
+          try {
+            auto authenticated = authenticate(request, options_.jwt, clock_.now());
+            if (auto* refusal = std::get_if<HttpResponse>(&authenticated)) {
+              return done(std::move(*refusal));
+            }
+            auto caller = std::make_shared<Caller>(std::move(std::get<Caller>(authenticated)));
+            if (auto denied = check_access(found->route->access, *caller)) {
+              return done(std::move(*denied));
+            }
+            admit(async, found->index, RateScope::buyer, caller->buyer,
+                  [&request, found, caller, done](std::optional<HttpResponse> limited) {
+                    if (limited) return done(std::move(*limited));
+                    done(Prepared{found->route, RouteContext{request, std::move(*caller),
+                                                             std::move(found->params)}});
+                  });
+          } catch (...) {
+            done(failure_response(request, std::current_exception()));
+          }
+        });
 }
 
 HttpResponse Api::run_idempotent(const Route& route, const RouteContext& context,

@@ -64,6 +64,10 @@ std::optional<HttpResponse> check_access(Access access, const Caller& caller);
 /// What every front of the API (the Api, the Gateway) does around its own dispatch: an engine
 /// that does not answer becomes 503, anything else unexpected 500, and the answer is counted in
 /// `metrics` under the route index `dispatch` sets (unmatched until it sets one).
+/// The answer to a request whose handling threw `error`: 503 for an engine that did not answer
+/// (StorageError), 500 for anything else; logged.
+HttpResponse failure_response(const HttpRequest& request, std::exception_ptr error);
+
 HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,
                                const std::function<HttpResponse(size_t& route_index)>& dispatch);
 
@@ -79,12 +83,34 @@ class Api final : public RequestHandler {
   /// True when the request's route may block on an engine.
   bool needs_worker(const HttpRequest& request) const override;
   HttpResponse handle(const HttpRequest& request) override;
+  /// With remote engines: routes that have an async_handler (holds), unless an Idempotency-Key
+  /// makes them read and write the idempotency store (which blocks).
+  bool answers_async(const HttpRequest& request) const override;
+  /// The same pipeline as handle(); the route's async_handler answers. A Seat Lock Store that
+  /// lost the event's state declines (the worker's handle() rebuilds it).
+  void async_handle(const HttpRequest& request, AsyncDone done) override;
   void connection_opened() override { metrics_->connection_opened(); }
   void connection_closed() override { metrics_->connection_closed(); }
 
   Metrics& metrics() { return *metrics_; }
 
  private:
+  /// A request that passed routing, authentication, access and rate limits.
+  struct Prepared {
+    const Route* route;
+    RouteContext context;
+    /// The route and caller, or the refusal to send.
+    using Outcome = std::variant<HttpResponse, Prepared>;
+    using Done = std::function<void(Outcome)>;
+  };
+  /// Everything before the handler: routing (sets route_index), the caller, access and rate
+  /// limits. `done` runs once. `async`: the rate limiter's store is asked without blocking, so
+  /// `done` may run later on its client's thread (a failure after that point is answered as a
+  /// response); otherwise before this returns.
+  void prepare(const HttpRequest& request, size_t& route_index, bool async, Prepared::Done done);
+  /// The rate gate's check, blocking or not.
+  void admit(bool async, size_t route_index, RateScope scope, std::string_view who,
+             RateLimitGate::Admitted next);
   HttpResponse dispatch(const HttpRequest& request, size_t& route_index);
   HttpResponse run_idempotent(const Route& route, const RouteContext& context,
                               std::string_view key);

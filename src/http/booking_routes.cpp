@@ -88,18 +88,46 @@ void Api::add_routes() {
          }});
 
   // --- Holds --------------------------------------------------------------------------------
-  r.add({"POST", "/v1/events/{event_id}/holds", Access::buyer, false, true,
-         [&service](const RouteContext& c) {
-           if (auto bad = require_json(c.request)) return *bad;
-           auto selection = hold_selection_from_json(c.request.body);
-           if (!selection) return problem(selection.error());
-           const auto& event_id = c.param("event_id");
-           auto hold = service.create_hold(c.caller, event_id, *selection);
-           if (!hold && hold.error().code == Errc::sold_out) {
-             return problem(hold.error(), {{"waitlist", "/v1/events/" + event_id + "/waitlist"}});
-           }
-           return respond(std::move(hold), 201, [](const Hold& h) { return to_json(h); });
-         }});
+  // A hold is the hot path of a flash sale: with Redis it also answers asynchronously.
+  const auto hold_selection =
+      [](const RouteContext& c) -> std::variant<HoldSelection, HttpResponse> {
+    if (auto bad = require_json(c.request)) return *bad;
+    auto selection = hold_selection_from_json(c.request.body);
+    if (!selection) return problem(selection.error());
+    return std::move(*selection);
+  };
+  const auto hold_answer = [](Result<Hold> hold, const std::string& event_id) {
+    if (!hold && hold.error().code == Errc::sold_out) {
+      return problem(hold.error(), {{"waitlist", "/v1/events/" + event_id + "/waitlist"}});
+    }
+    return respond(std::move(hold), 201, [](const Hold& h) { return to_json(h); });
+  };
+  Route create_hold{
+      "POST",
+      "/v1/events/{event_id}/holds",
+      Access::buyer,
+      false,
+      true,
+      [&service, hold_selection, hold_answer](const RouteContext& c) {
+        auto selection = hold_selection(c);
+        if (auto* refusal = std::get_if<HttpResponse>(&selection)) return *refusal;
+        const auto& event_id = c.param("event_id");
+        return hold_answer(
+            service.create_hold(c.caller, event_id, std::get<HoldSelection>(selection)), event_id);
+      }};
+  create_hold.async_handler = [&service, hold_selection, hold_answer](const RouteContext& c,
+                                                                      Respond respond) {
+    auto selection = hold_selection(c);
+    if (auto* refusal = std::get_if<HttpResponse>(&selection)) return respond(nullptr, *refusal);
+    service.async_create_hold(
+        c.caller, c.param("event_id"), std::get<HoldSelection>(selection),
+        [hold_answer, event_id = c.param("event_id"), respond = std::move(respond)](
+            std::exception_ptr error, Result<Hold> hold) {
+          if (error) return respond(error, {});
+          respond(nullptr, hold_answer(std::move(hold), event_id));
+        });
+  };
+  r.add(std::move(create_hold));
   r.add({"GET", "/v1/holds/{hold_id}", Access::buyer, false, false,
          [&service](const RouteContext& c) {
            return respond(service.get_hold(c.caller, c.param("hold_id")), 200,

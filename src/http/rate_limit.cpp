@@ -270,8 +270,20 @@ RateLimitGate::RateLimitGate(RateLimitSettings settings, std::shared_ptr<RateLim
   for (const auto& route : routes) classes_.push_back(rate_class_of(route.method, route.pattern));
 }
 
-std::optional<HttpResponse> RateLimitGate::admit(size_t route_index, RateScope scope,
-                                                 std::string_view who) {
+void RateLimiter::async_check(const std::string& key, const RateLimit& limit, Timestamp now,
+                              CheckDone done) {
+  std::exception_ptr error;
+  RateDecision decision;
+  try {
+    decision = check(key, limit, now);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  done(error, decision);
+}
+
+std::optional<RateLimitGate::Check> RateLimitGate::check_for(size_t route_index, RateScope scope,
+                                                             std::string_view who) const {
   if (!limiter_ || !settings_.enabled || who.empty() || route_index >= classes_.size()) {
     return std::nullopt;
   }
@@ -283,39 +295,80 @@ std::optional<HttpResponse> RateLimitGate::admit(size_t route_index, RateScope s
     return std::nullopt;
   }
   const auto now = clock_.now();
-  const int64_t now_ms = to_unix_ms(now);
-  const bool purchase = fails_closed(*rate_class);
-  if (!purchase && now_ms - store_failed_at_ms_.load() < kReadsBypassAfterFailure.count()) {
+  if (!fails_closed(*rate_class) &&
+      to_unix_ms(now) - store_failed_at_ms_.load() < kReadsBypassAfterFailure.count()) {
     return std::nullopt;
   }
-  std::string key;
-  key.reserve(16 + who.size());
-  key.append(to_string(*rate_class)).append(scope == RateScope::buyer ? ":b:" : ":a:").append(who);
-  RateDecision decision;
-  try {
-    decision = limiter_->check(key, *limit, now);
-  } catch (const StorageError& e) {
+  Check check;
+  check.key.reserve(16 + who.size());
+  check.key.append(to_string(*rate_class))
+      .append(scope == RateScope::buyer ? ":b:" : ":a:")
+      .append(who);
+  check.limit = &*limit;
+  check.now = now;
+  check.rate_class = *rate_class;
+  check.scope = scope;
+  return check;
+}
+
+std::optional<HttpResponse> RateLimitGate::judge(const Check& check, std::exception_ptr error,
+                                                 const RateDecision& decision) {
+  if (error) {
+    const int64_t now_ms = to_unix_ms(check.now);
     store_failed_at_ms_ = now_ms;
     auto logged = failure_logged_at_ms_.load();
     if (now_ms - logged >= kFailureLogInterval.count() &&
         failure_logged_at_ms_.compare_exchange_strong(logged, now_ms)) {
+      std::string what = "unknown failure";
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
       spdlog::warn(
           "the rate limiter's store does not answer ({}): purchase routes answer 503, reads go on "
           "unlimited",
-          e.what());
+          what);
     }
-    if (!purchase) return std::nullopt;
+    if (!fails_closed(check.rate_class)) return std::nullopt;
     return problem(make_error(Errc::unavailable, "the rate limiter did not answer; retry later"));
   }
   if (decision.allowed) return std::nullopt;
   // Whole seconds, rounded up: a client that waits exactly this long is allowed.
   const int64_t retry_after_s =
       std::max<int64_t>(1, (decision.retry_after.count() + 999'999) / 1'000'000);
-  auto response = problem(make_error(
-      Errc::rate_limited, fmt::format("too many {} requests from this {}; retry in {} s",
-                                      to_string(*rate_class), to_string(scope), retry_after_s)));
+  auto response = problem(
+      make_error(Errc::rate_limited,
+                 fmt::format("too many {} requests from this {}; retry in {} s",
+                             to_string(check.rate_class), to_string(check.scope), retry_after_s)));
   response.set_header("Retry-After", std::to_string(retry_after_s));
   return response;
+}
+
+std::optional<HttpResponse> RateLimitGate::admit(size_t route_index, RateScope scope,
+                                                 std::string_view who) {
+  const auto check = check_for(route_index, scope, who);
+  if (!check) return std::nullopt;
+  try {
+    return judge(*check, nullptr, limiter_->check(check->key, *check->limit, check->now));
+  } catch (const StorageError&) {
+    return judge(*check, std::current_exception(), {});
+  }
+}
+
+void RateLimitGate::async_admit(size_t route_index, RateScope scope, std::string_view who,
+                                Admitted next) {
+  auto check = check_for(route_index, scope, who);
+  if (!check) return next(std::nullopt);
+  const std::string key = check->key;
+  const RateLimit& limit = *check->limit;
+  const auto now = check->now;
+  limiter_->async_check(key, limit, now,
+                        [this, check = std::move(*check), next = std::move(next)](
+                            std::exception_ptr error, RateDecision decision) {
+                          next(judge(check, error, decision));
+                        });
 }
 
 }  // namespace boxoffice::http

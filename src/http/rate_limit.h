@@ -17,6 +17,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -69,6 +71,11 @@ class RateLimiter {
   /// Throws StorageError when a shared store does not answer (the caller decides whether to fail
   /// open or closed).
   virtual RateDecision check(const std::string& key, const RateLimit& limit, Timestamp now) = 0;
+  using CheckDone = std::function<void(std::exception_ptr error, RateDecision decision)>;
+  /// check() without blocking the calling thread: `done` runs once, maybe on the store client's
+  /// I/O thread (it must not block), maybe before this returns. The default runs check().
+  virtual void async_check(const std::string& key, const RateLimit& limit, Timestamp now,
+                           CheckDone done);
 };
 
 /// The GCRA step on one key's TAT (microseconds since the epoch; 0 for a key never seen).
@@ -174,8 +181,26 @@ class RateLimitGate {
   /// nullopt: go on. Otherwise the response to send instead (429 or 503). `who` is the buyer or
   /// the address; an empty one (anonymous caller) is not limited in that scope.
   std::optional<HttpResponse> admit(size_t route_index, RateScope scope, std::string_view who);
+  using Admitted = std::function<void(std::optional<HttpResponse> refusal)>;
+  /// admit() without blocking on a remote store: `next` runs once with what admit() returns,
+  /// maybe on the store client's I/O thread, maybe before this returns. `next` must not throw.
+  void async_admit(size_t route_index, RateScope scope, std::string_view who, Admitted next);
 
  private:
+  /// One question for the limiter.
+  struct Check {
+    std::string key;
+    const RateLimit* limit = nullptr;
+    Timestamp now{};
+    RateClass rate_class = RateClass::reads;
+    RateScope scope = RateScope::buyer;
+  };
+  /// What to ask the limiter; nullopt when this request is not limited in this scope.
+  std::optional<Check> check_for(size_t route_index, RateScope scope, std::string_view who) const;
+  /// The limiter's answer (or its store's failure) as admit() returns it.
+  std::optional<HttpResponse> judge(const Check& check, std::exception_ptr error,
+                                    const RateDecision& decision);
+
   /// While the store fails, reads skip it for this long instead of each waiting for its error.
   static constexpr Millis kReadsBypassAfterFailure{1000};
   /// A store failure is logged at most once per this interval.

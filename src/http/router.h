@@ -2,6 +2,7 @@
 // Maps (method, path) to a route. Patterns are segments, literal or "{name}":
 // "/v1/events/{event_id}/holds". Few routes, so matching is a scan of pre-split patterns.
 
+#include <exception>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,12 @@ struct RouteContext {
 };
 
 using Handler = std::function<HttpResponse(const RouteContext&)>;
+/// How an asynchronous handler answers: once, from any thread, with the exception a synchronous
+/// handler would have thrown (then `response` is ignored) or with the response.
+using Respond = std::function<void(std::exception_ptr error, HttpResponse response)>;
+/// Starts answering and returns; engine calls go out without blocking the calling thread. It
+/// copies what it needs from the context (which lives only during the call).
+using AsyncHandler = std::function<void(const RouteContext&, Respond)>;
 
 struct Route {
   std::string method;
@@ -38,6 +45,10 @@ struct Route {
   /// handler will answer from memory, so it runs on the I/O thread after all.
   std::function<bool(const std::vector<std::pair<std::string, std::string>>& params)>
       answers_from_memory = nullptr;
+  /// When every route blocks (the engines are remote): answers the same as `handler` without a
+  /// worker, from the I/O thread and the engine clients' own threads. Used when nothing before
+  /// the handler may block (no Idempotency-Key, rate limits not kept in a remote store).
+  AsyncHandler async_handler = nullptr;
 };
 
 class Router {

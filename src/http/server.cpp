@@ -203,7 +203,27 @@ net::awaitable<void> HttpServer::Impl::accept_loop() {
 }
 
 net::awaitable<HttpResponse> HttpServer::Impl::answer(HttpRequest& request) {
-  if (!api.needs_worker(request)) co_return api.handle(request);
+  if (api.answers_async(request)) {
+    // The handler's engine calls go out from here and its answer may come on an engine
+    // client's thread: it is posted back to this connection's thread, which meanwhile serves
+    // its other connections.
+    auto answered = co_await net::async_initiate<decltype(net::use_awaitable),
+                                                 void(std::optional<HttpResponse>)>(
+        [this, &request](auto handler) {
+          auto resume = std::make_shared<decltype(handler)>(std::move(handler));
+          api.async_handle(request, [resume](std::optional<HttpResponse> response) {
+            auto executor = net::get_associated_executor(*resume);
+            net::post(executor, [resume, response = std::move(response)]() mutable {
+              (*resume)(std::move(response));
+            });
+          });
+        },
+        net::use_awaitable);
+    if (answered) co_return std::move(*answered);
+    // Declined before doing anything: a worker answers with handle().
+  } else if (!api.needs_worker(request)) {
+    co_return api.handle(request);
+  }
   if (worker_queue.fetch_add(1) >= options.worker_queue_max) {
     worker_queue.fetch_sub(1);
     co_return problem(make_error(Errc::overloaded, "too many requests are waiting; retry shortly"));

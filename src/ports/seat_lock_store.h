@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,6 +107,14 @@ class SeatLockStore {
   /// sold_out (not enough seats left in the section), limit_exceeded (buyer cap),
   /// invalid_request (seats from more than one section, repeated seats, quantity 0).
   virtual Result<Hold> hold(const HoldRequest& request) = 0;
+
+  /// How an asynchronous call ends: with the exception the synchronous form would throw
+  /// (StorageError, LockStateLost; then `hold` holds nothing meaningful), or with its result.
+  using HoldDone = std::function<void(std::exception_ptr error, Result<Hold> hold)>;
+  /// hold(), without blocking the calling thread on a remote engine: `done` runs once, possibly
+  /// on the engine client's I/O thread (so it must not block), possibly before this returns. The
+  /// default runs hold() in place, which suits a store in memory.
+  virtual void async_hold(const HoldRequest& request, HoldDone done);
 
   /// The hold as of `now` (an active hold past its expiry reads as expired). not_found if unknown
   /// or forgotten (finished holds are kept for a retention period only).

@@ -119,8 +119,8 @@ Result<EventStats> BookingService::stats(const Caller& caller, const std::string
   return EventStats{event_id, std::move(*sections), bookings_.counts(event_id)};
 }
 
-Result<Hold> BookingService::create_hold(const Caller& caller, const std::string& event_id,
-                                         const HoldSelection& selection) {
+Result<HoldRequest> BookingService::hold_request(const Caller& caller, const std::string& event_id,
+                                                 const HoldSelection& selection) {
   auto event = find_event(event_id);
   if (!event) return not_found("event", event_id);
   const auto now = clock_.now();
@@ -150,7 +150,22 @@ Result<Hold> BookingService::create_hold(const Caller& caller, const std::string
   request.now = now;
   request.expires_at = now + std::chrono::seconds{event->hold_ttl_seconds};
   request.buyer_seats_max = event->max_seats_per_buyer;
-  return locks_.hold(request);
+  return request;
+}
+
+Result<Hold> BookingService::create_hold(const Caller& caller, const std::string& event_id,
+                                         const HoldSelection& selection) {
+  auto request = hold_request(caller, event_id, selection);
+  if (!request) return request.take_error();
+  return locks_.hold(*request);
+}
+
+void BookingService::async_create_hold(const Caller& caller, const std::string& event_id,
+                                       const HoldSelection& selection,
+                                       SeatLockStore::HoldDone done) {
+  auto request = hold_request(caller, event_id, selection);
+  if (!request) return done(nullptr, request.take_error());
+  locks_.async_hold(*request, std::move(done));
 }
 
 Result<Hold> BookingService::get_hold(const Caller& caller, const std::string& hold_id) {

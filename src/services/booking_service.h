@@ -62,6 +62,10 @@ class BookingService {
 
   Result<Hold> create_hold(const Caller& caller, const std::string& event_id,
                            const HoldSelection& selection);
+  /// create_hold without blocking on a remote Seat Lock Store: `done` runs once, maybe on the
+  /// store's I/O thread (SeatLockStore::async_hold), maybe before this returns.
+  void async_create_hold(const Caller& caller, const std::string& event_id,
+                         const HoldSelection& selection, SeatLockStore::HoldDone done);
   Result<Hold> get_hold(const Caller& caller, const std::string& hold_id);
   Result<Hold> release_hold(const Caller& caller, const std::string& hold_id);
 
@@ -100,6 +104,9 @@ class BookingService {
   std::unordered_map<std::string, CountedAvailability> availability_counts_;
 
   std::shared_ptr<const Event> find_event(const std::string& event_id);
+  /// What the Seat Lock Store is asked for a hold, or why it is refused before that.
+  Result<HoldRequest> hold_request(const Caller& caller, const std::string& event_id,
+                                   const HoldSelection& selection);
 
   const Clock& clock_;
   Hooks hooks_;

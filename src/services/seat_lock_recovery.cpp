@@ -67,6 +67,10 @@ Result<Hold> RecoveringSeatLockStore::hold(const HoldRequest& request) {
   return recovering([&] { return inner_.hold(request); });
 }
 
+void RecoveringSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
+  inner_.async_hold(request, std::move(done));
+}
+
 Result<Hold> RecoveringSeatLockStore::get_hold(const std::string& hold_id, Timestamp now) {
   return recovering([&] { return inner_.get_hold(hold_id, now); });
 }

@@ -36,6 +36,9 @@ class RecoveringSeatLockStore final : public SeatLockStore {
   void restore(const std::string& event_id, const std::vector<RestoredClaim>& claims) override;
   void raise_fence_floor(uint64_t fence) override;
   Result<Hold> hold(const HoldRequest& request) override;
+  /// Passes LockStateLost through: rebuilding reads the Bookings DB, which blocks, so the caller
+  /// (the Api) answers that request with hold() on a worker instead.
+  void async_hold(const HoldRequest& request, HoldDone done) override;
   Result<Hold> get_hold(const std::string& hold_id, Timestamp now) override;
   Result<Hold> release(const std::string& hold_id, Timestamp now) override;
   Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now) override;

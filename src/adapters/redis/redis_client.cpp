@@ -23,6 +23,7 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -49,6 +50,9 @@ constexpr auto kBlockingWaitSlack = std::chrono::seconds(5);
 // The client whose I/O thread this is (nullptr elsewhere): a blocking call from one of its own
 // handlers would wait for the thread it blocks.
 thread_local const void* tls_current_client = nullptr;
+// The lane whose I/O thread this is: commands issued from a reply handler go out on the same
+// lane (no hand-over to another thread, and they stay in order with the handler's own).
+thread_local void* tls_current_lane = nullptr;
 // A small number per calling thread, so that each thread keeps to one I/O lane (its async
 // commands stay in order) and threads spread over the lanes.
 std::atomic<size_t> next_thread_number{0};
@@ -435,6 +439,7 @@ class Lane {
   void start() {
     thread_ = std::thread([this] {
       tls_current_client = settings_.client;
+      tls_current_lane = this;
       io_.run();
     });
   }
@@ -1127,7 +1132,12 @@ struct Client::Impl {
   Settings settings;
   std::vector<std::unique_ptr<Lane>> lanes;
 
-  Lane& lane_for_caller() { return *lanes[tls_thread_number % lanes.size()]; }
+  Lane& lane_for_caller() {
+    if (tls_current_client == settings.client && tls_current_lane != nullptr) {
+      return *static_cast<Lane*>(tls_current_lane);
+    }
+    return *lanes[tls_thread_number % lanes.size()];
+  }
 
   Request make_request(std::vector<std::string> args, Handler handler) const {
     Request request;
@@ -1237,6 +1247,51 @@ void Client::async_command(std::vector<std::string> args, Handler handler) {
   });
 }
 
+void Client::async_pipeline(std::vector<std::vector<std::string>> commands,
+                            PipelineHandler handler) {
+  if (commands.empty()) {
+    handler(nullptr, {});
+    return;
+  }
+  if (std::any_of(commands.begin(), commands.end(), [](const auto& c) { return c.empty(); })) {
+    handler(storage_error("redis: empty command"), {});
+    return;
+  }
+  // Every reply of one lane's requests arrives on that lane's thread, but a failed connection
+  // and a timeout may finish them in any order: count down, keep the first failure.
+  struct Joined {
+    PipelineHandler handler;
+    std::vector<Reply> replies;
+    std::atomic<size_t> left;
+    std::mutex mutex;
+    std::exception_ptr first_error;
+  };
+  auto joined = std::make_shared<Joined>();
+  joined->handler = std::move(handler);
+  joined->replies.resize(commands.size());
+  joined->left = commands.size();
+  std::vector<Request> requests;
+  requests.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    requests.push_back(impl_->make_request(
+        std::move(commands[i]), [joined, i](std::exception_ptr error, Reply reply) {
+          if (error) {
+            std::lock_guard lock(joined->mutex);
+            if (!joined->first_error) joined->first_error = error;
+          } else {
+            joined->replies[i] = std::move(reply);
+          }
+          if (joined->left.fetch_sub(1) != 1) return;
+          joined->handler(joined->first_error,
+                          joined->first_error ? std::vector<Reply>{} : std::move(joined->replies));
+        }));
+  }
+  Lane& lane = impl_->lane_for_caller();
+  lane.post([&lane, requests = std::move(requests)]() mutable {
+    for (auto& request : requests) lane.route(std::move(request));
+  });
+}
+
 Reply Client::command(std::vector<std::string> args) {
   auto results = pipeline({std::move(args)});
   return std::move(results.front());
@@ -1263,8 +1318,9 @@ std::vector<Reply> Client::pipeline(std::vector<std::vector<std::string>> comman
   return impl_->wait_all(futures);
 }
 
-Reply Client::eval(const Script& script, const std::vector<std::string>& keys,
-                   const std::vector<std::string>& args) {
+namespace {
+std::vector<std::string> evalsha_command(const Script& script, const std::vector<std::string>& keys,
+                                         const std::vector<std::string>& args) {
   std::vector<std::string> command_args;
   command_args.reserve(3 + keys.size() + args.size());
   command_args.push_back("EVALSHA");
@@ -1272,6 +1328,29 @@ Reply Client::eval(const Script& script, const std::vector<std::string>& keys,
   command_args.push_back(std::to_string(keys.size()));
   command_args.insert(command_args.end(), keys.begin(), keys.end());
   command_args.insert(command_args.end(), args.begin(), args.end());
+  return command_args;
+}
+}  // namespace
+
+void Client::async_eval(const Script& script, const std::vector<std::string>& keys,
+                        const std::vector<std::string>& args, Handler handler) {
+  auto command_args = evalsha_command(script, keys, args);
+  auto again = command_args;
+  async_command(std::move(command_args),
+                [this, &script, again = std::move(again), handler = std::move(handler)](
+                    std::exception_ptr error, Reply reply) mutable {
+                  if (error || !reply.is_error() || !starts_with(reply.str, "NOSCRIPT")) {
+                    return handler(error, std::move(reply));
+                  }
+                  again[0] = "EVAL";
+                  again[1] = script.body();
+                  async_command(std::move(again), std::move(handler));
+                });
+}
+
+Reply Client::eval(const Script& script, const std::vector<std::string>& keys,
+                   const std::vector<std::string>& args) {
+  auto command_args = evalsha_command(script, keys, args);
   Reply reply = command(command_args);
   if (reply.is_error() && starts_with(reply.str, "NOSCRIPT")) {
     command_args[0] = "EVAL";

@@ -101,6 +101,18 @@ class Client {
   /// the very thread it blocks); an exception it throws is swallowed.
   void async_command(std::vector<std::string> args, Handler handler);
 
+  using PipelineHandler = std::function<void(std::exception_ptr error, std::vector<Reply> replies)>;
+  /// Several commands sent together (one write per node); `handler` runs once, on an I/O thread,
+  /// with every reply in order, or with the first failure (then `replies` is empty). Routed as
+  /// async_command routes each command. A handler that issues more commands sends them from the
+  /// same I/O thread: they go out without a hand-over to another thread.
+  void async_pipeline(std::vector<std::vector<std::string>> commands, PipelineHandler handler);
+
+  /// EVALSHA, and on NOSCRIPT the body once (as eval()), without blocking. `script` must outlive
+  /// the call.
+  void async_eval(const Script& script, const std::vector<std::string>& keys,
+                  const std::vector<std::string>& args, Handler handler);
+
   /// Blocking forms, for callers on worker threads (the ports are synchronous). They throw
   /// StorageError on a failed connection or a timeout.
   Reply command(std::vector<std::string> args);

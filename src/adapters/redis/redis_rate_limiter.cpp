@@ -39,12 +39,14 @@ std::string RedisRateLimiter::redis_key(const std::string& key) const {
   return options_.key_prefix + "{" + key + "}";
 }
 
-http::RateDecision RedisRateLimiter::check(const std::string& key, const http::RateLimit& limit,
-                                           Timestamp now) {
-  const auto reply = client_->eval(
-      *script_, {redis_key(key)},
-      {std::to_string(to_unix_ms(now) * 1000), std::to_string(limit.emission_interval.count()),
-       std::to_string(limit.tolerance().count())});
+namespace {
+
+std::vector<std::string> gcra_args(const http::RateLimit& limit, Timestamp now) {
+  return {std::to_string(to_unix_ms(now) * 1000), std::to_string(limit.emission_interval.count()),
+          std::to_string(limit.tolerance().count())};
+}
+
+http::RateDecision decision_of(const redis::Reply& reply) {
   if (reply.is_error()) throw StorageError("redis rate limiter: " + reply.str);
   if (reply.type != redis::Reply::Type::array || reply.elements.size() != 3) {
     throw StorageError("redis rate limiter: malformed script reply");
@@ -54,6 +56,29 @@ http::RateDecision RedisRateLimiter::check(const std::string& key, const http::R
   decision.retry_after = http::Micros{reply.elements[1].as_integer()};
   decision.remaining = reply.elements[2].as_integer();
   return decision;
+}
+
+}  // namespace
+
+http::RateDecision RedisRateLimiter::check(const std::string& key, const http::RateLimit& limit,
+                                           Timestamp now) {
+  return decision_of(client_->eval(*script_, {redis_key(key)}, gcra_args(limit, now)));
+}
+
+void RedisRateLimiter::async_check(const std::string& key, const http::RateLimit& limit,
+                                   Timestamp now, CheckDone done) {
+  client_->async_eval(*script_, {redis_key(key)}, gcra_args(limit, now),
+                      [done = std::move(done)](std::exception_ptr error, redis::Reply reply) {
+                        http::RateDecision decision;
+                        if (!error) {
+                          try {
+                            decision = decision_of(reply);
+                          } catch (...) {
+                            error = std::current_exception();
+                          }
+                        }
+                        done(error, decision);
+                      });
 }
 
 }  // namespace boxoffice

@@ -37,6 +37,8 @@ class RedisRateLimiter final : public http::RateLimiter {
 
   http::RateDecision check(const std::string& key, const http::RateLimit& limit,
                            Timestamp now) override;
+  void async_check(const std::string& key, const http::RateLimit& limit, Timestamp now,
+                   CheckDone done) override;
 
   /// The Redis key holding `key`'s TAT (for tests that look under the limiter).
   std::string redis_key(const std::string& key) const;

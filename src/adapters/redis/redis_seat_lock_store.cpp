@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -112,29 +114,67 @@ struct Call {
   std::vector<std::string> args;
 };
 
+/// The command of a call: EVALSHA, or EVAL with the body (for a node that answered NOSCRIPT).
+std::vector<std::string> command_of(const Call& call, bool with_body) {
+  if (!call.script) return call.args;
+  std::vector<std::string> command{with_body ? "EVAL" : "EVALSHA",
+                                   with_body ? call.script->body() : call.script->sha1(),
+                                   std::to_string(call.keys.size())};
+  command.insert(command.end(), call.keys.begin(), call.keys.end());
+  command.insert(command.end(), call.args.begin(), call.args.end());
+  return command;
+}
+
+bool needs_body(const Call& call, const Reply& reply) {
+  return call.script && reply.is_error() && reply.str.starts_with("NOSCRIPT");
+}
+
 std::vector<Reply> run_calls(redis::Client& client, const std::vector<Call>& calls) {
   std::vector<std::vector<std::string>> commands;
   commands.reserve(calls.size());
-  for (const auto& call : calls) {
-    if (!call.script) {
-      commands.push_back(call.args);
-      continue;
-    }
-    std::vector<std::string> command{"EVALSHA", call.script->sha1(),
-                                     std::to_string(call.keys.size())};
-    command.insert(command.end(), call.keys.begin(), call.keys.end());
-    command.insert(command.end(), call.args.begin(), call.args.end());
-    commands.push_back(std::move(command));
-  }
+  for (const auto& call : calls) commands.push_back(command_of(call, false));
   auto replies = client.pipeline(std::move(commands));
   for (size_t i = 0; i < calls.size(); ++i) {
     // A node that restarted or never saw the script: Client::eval sends the body once.
-    if (calls[i].script && replies[i].is_error() && replies[i].str.starts_with("NOSCRIPT")) {
+    if (needs_body(calls[i], replies[i])) {
       replies[i] = client.eval(*calls[i].script, calls[i].keys, calls[i].args);
     }
   }
   return replies;
 }
+
+using CallsDone = std::function<void(std::exception_ptr error, std::vector<Reply> replies)>;
+
+/// run_calls without blocking: `done` runs on the client's I/O thread.
+void async_calls(redis::Client& client, std::vector<Call> calls, CallsDone done) {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(calls.size());
+  for (const auto& call : calls) commands.push_back(command_of(call, false));
+  client.async_pipeline(
+      std::move(commands), [&client, calls = std::move(calls), done = std::move(done)](
+                               std::exception_ptr error, std::vector<Reply> replies) mutable {
+        if (error) return done(error, {});
+        std::vector<size_t> missing;
+        std::vector<std::vector<std::string>> again;
+        for (size_t i = 0; i < calls.size(); ++i) {
+          if (!needs_body(calls[i], replies[i])) continue;
+          missing.push_back(i);
+          again.push_back(command_of(calls[i], true));
+        }
+        if (missing.empty()) return done(nullptr, std::move(replies));
+        client.async_pipeline(
+            std::move(again),
+            [missing = std::move(missing), replies = std::move(replies), done = std::move(done)](
+                std::exception_ptr error, std::vector<Reply> bodies) mutable {
+              if (error) return done(error, {});
+              for (size_t j = 0; j < missing.size(); ++j)
+                replies[missing[j]] = std::move(bodies[j]);
+              done(nullptr, std::move(replies));
+            });
+      });
+}
+
+Result<Hold> no_hold() { return make_error(Errc::unavailable); }
 
 }  // namespace
 
@@ -261,94 +301,156 @@ std::vector<Reply> RedisSeatLockStore::run_sections(const redis::Script& script,
 }
 
 Result<Hold> RedisSeatLockStore::hold(const HoldRequest& request) {
-  const auto event_ptr = find_event(request.event_id);
-  if (!event_ptr) return make_error(Errc::not_found, "no event " + request.event_id);
-  const auto& info = *event_ptr;
-  const auto& event = info.event();
+  // One implementation, the asynchronous one; a worker thread waits for it here.
+  std::promise<Result<Hold>> promise;
+  auto future = promise.get_future();
+  async_hold(request, [&promise](std::exception_ptr error, Result<Hold> held) {
+    if (error) {
+      promise.set_exception(error);
+    } else {
+      promise.set_value(std::move(held));
+    }
+  });
+  return future.get();
+}
 
+// A hold in progress, from the first step's reply to the second's.
+struct RedisSeatLockStore::PendingHold {
+  HoldRequest request;
+  std::shared_ptr<const EventInfo> info;
   uint32_t section = 0;
   uint32_t quantity = 0;
   std::vector<std::string> selection;  // the hold script's mode and seats
+  std::string claims;                  // the buyer's claims hash
+  HoldDone done;
+};
+
+void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
+  auto pending = std::make_shared<PendingHold>();
+  pending->info = find_event(request.event_id);
+  if (!pending->info)
+    return done(nullptr, make_error(Errc::not_found, "no event " + request.event_id));
+  const auto& info = *pending->info;
+  const auto& event = info.event();
   auto resolved = info.layout.resolve(request.selection);
-  if (!resolved) return resolved.take_error();
-  section = resolved->section;
-  quantity = resolved->quantity;
-  const auto* exact = std::get_if<ExactSeats>(&request.selection);
-  if (exact) {
-    selection.push_back("seats");
+  if (!resolved) return done(nullptr, resolved.take_error());
+  pending->request = request;
+  pending->section = resolved->section;
+  pending->quantity = resolved->quantity;
+  pending->done = std::move(done);
+  if (std::holds_alternative<ExactSeats>(request.selection)) {
+    pending->selection.push_back("seats");
     for (const auto& seat : resolved->seats) {
-      selection.push_back(std::to_string(seat.index));
-      selection.push_back(std::to_string(seat.row));
+      pending->selection.push_back(std::to_string(seat.index));
+      pending->selection.push_back(std::to_string(seat.row));
     }
   } else {
-    selection.push_back("best");
+    pending->selection.push_back("best");
   }
-  const auto& section_def = event.sections[section];
+  const auto& section_def = event.sections[pending->section];
 
   // Step 1: where the hold lives, and the buyer cap (before availability, so a buyer over it is
   // told so whatever is left).
-  const std::string claims = claims_key(event.id, request.buyer);
+  pending->claims = claims_key(event.id, request.buyer);
   const std::string marker = bucket_tag(event.id, bucket_of(request.buyer)) + "ready";
   const int64_t index_ttl_ms = std::max<int64_t>(0, (request.expires_at - request.now).count()) +
                                options_.finished_hold_retention.count() + kIndexMarginMs;
-  const auto replies =
-      run_calls(client_, {Call{nullptr,
-                               {},
-                               {"SET", index_key(request.hold_id),
-                                event.id + "\n" + section_def.id + "\n" + std::to_string(quantity) +
-                                    "\n" + request.buyer,
-                                "PX", std::to_string(index_ttl_ms)}},
-                          Call{&scripts_->reserve_claim,
-                               {marker, claims},
-                               {ms(request.now), request.hold_id, std::to_string(quantity),
-                                std::to_string(request.buyer_seats_max), ms(request.expires_at)}}});
-  expect_ok(replies[0]);
-  const auto forget_index = [&] {
-    expect_ok(client_.command({"DEL", index_key(request.hold_id)}));
-  };
-  const auto& reserved = outcome(replies[1]);
-  if (reserved == "lost") {
-    forget_index();
-    throw LockStateLost(event.id);
-  }
-  if (reserved == "limit") {
-    forget_index();
-    return make_error(Errc::limit_exceeded,
-                      "a buyer may hold or book at most " +
-                          std::to_string(request.buyer_seats_max) + " seats of this event; " +
-                          std::to_string(replies[1].elements.at(1).as_integer()) +
-                          " already held or booked");
-  }
-  if (reserved != "ok") throw StorageError("redis seat locks: reserve answered " + reserved);
-  // A refused hold gives its reservation back and leaves no index behind (refusals are most
-  // of the traffic of a sold-out flash sale).
-  const auto give_back = [&] {
-    for (const auto& reply :
-         run_calls(client_, {Call{nullptr, {}, {"HDEL", claims, request.hold_id}},
-                             Call{nullptr, {}, {"DEL", index_key(request.hold_id)}}})) {
-      expect_ok(reply);
-    }
-  };
+  async_calls(
+      client_,
+      {Call{nullptr,
+            {},
+            {"SET", index_key(request.hold_id),
+             event.id + "\n" + section_def.id + "\n" + std::to_string(pending->quantity) + "\n" +
+                 request.buyer,
+             "PX", std::to_string(index_ttl_ms)}},
+       Call{&scripts_->reserve_claim,
+            {marker, pending->claims},
+            {ms(request.now), request.hold_id, std::to_string(pending->quantity),
+             std::to_string(request.buyer_seats_max), ms(request.expires_at)}}},
+      [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
+        if (error) return pending->done(error, no_hold());
+        std::optional<Result<Hold>> refused;
+        try {
+          expect_ok(replies[0]);
+          const auto reserved = outcome(replies[1]);
+          if (reserved == "lost") {
+            error = std::make_exception_ptr(LockStateLost(pending->request.event_id));
+          } else if (reserved == "limit") {
+            refused.emplace(make_error(Errc::limit_exceeded,
+                                       "a buyer may hold or book at most " +
+                                           std::to_string(pending->request.buyer_seats_max) +
+                                           " seats of this event; " +
+                                           std::to_string(replies[1].elements.at(1).as_integer()) +
+                                           " already held or booked"));
+          } else if (reserved != "ok") {
+            throw StorageError("redis seat locks: reserve answered " + reserved);
+          }
+        } catch (...) {
+          return pending->done(std::current_exception(), no_hold());
+        }
+        if (error || refused) {
+          // No reservation was made: only the index goes.
+          return finish_hold(pending, {{"DEL", index_key(pending->request.hold_id)}}, error,
+                             refused ? std::move(*refused) : no_hold());
+        }
+        take_seats(pending);
+      });
+}
 
+void RedisSeatLockStore::take_seats(const std::shared_ptr<PendingHold>& pending) {
   // Step 2: the seats (or the quantity) in the section, all or nothing.
-  std::vector<std::string> args{request.hold_id,
+  const auto& request = pending->request;
+  std::vector<std::string> args{ms(request.now),
+                                std::to_string(options_.finished_hold_retention.count()),
+                                request.hold_id,
                                 request.buyer,
-                                std::to_string(quantity),
+                                std::to_string(pending->quantity),
                                 ms(request.expires_at),
                                 std::to_string(fence_floor_.load()),
                                 request.for_waitlist ? "1" : "0"};
-  args.insert(args.end(), selection.begin(), selection.end());
-  Reply reply;
-  try {
-    reply = run_section(scripts_->hold, info, section, request.now, std::move(args));
-  } catch (const LockStateLost&) {
-    give_back();
-    throw;
-  }
-  // Any other StorageError leaves the reservation, which lapses at expires_at: counted high.
-  const auto& taken = outcome(reply);
+  args.insert(args.end(), pending->selection.begin(), pending->selection.end());
+  async_calls(client_,
+              {Call{&scripts_->hold, pending->info->keys[pending->section], std::move(args)}},
+              [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
+                // An engine failure leaves the reservation, which lapses at expires_at: counted
+                // high.
+                if (error) return pending->done(error, no_hold());
+                std::optional<Result<Hold>> answer;
+                try {
+                  answer.emplace(judge_hold(*pending, replies[0]));
+                } catch (...) {
+                  error = std::current_exception();
+                }
+                const bool lost = error && [&] {
+                  try {
+                    std::rethrow_exception(error);
+                  } catch (const LockStateLost&) {
+                    return true;
+                  } catch (...) {
+                    return false;
+                  }
+                }();
+                if (!lost && (error || answer->ok())) {
+                  return pending->done(error, answer ? std::move(*answer) : no_hold());
+                }
+                // A refused hold gives its reservation back and leaves no index behind (refusals
+                // are most of the traffic of a sold-out flash sale).
+                finish_hold(pending,
+                            {{"HDEL", pending->claims, pending->request.hold_id},
+                             {"DEL", index_key(pending->request.hold_id)}},
+                            error, answer ? std::move(*answer) : no_hold());
+              });
+}
+
+Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Reply& reply) const {
+  const auto& info = *pending.info;
+  const auto& event = info.event();
+  const auto& section_def = event.sections[pending.section];
+  const auto& request = pending.request;
+  const auto taken = outcome(reply);
+  if (taken == "lost") throw LockStateLost(event.id);
+  const auto* exact = std::get_if<ExactSeats>(&request.selection);
   if (taken == "unavailable") {
-    give_back();
     Error error = make_error(Errc::seats_unavailable, "some of these seats are not available");
     for (size_t i = 1; i < reply.elements.size(); ++i) {
       error.unavailable.push_back(
@@ -357,7 +459,6 @@ Result<Hold> RedisSeatLockStore::hold(const HoldRequest& request) {
     return error;
   }
   if (taken == "sold_out") {
-    give_back();
     const bool kept = reply.elements.at(2).as_integer() != 0;
     return make_error(
         Errc::sold_out,
@@ -368,7 +469,6 @@ Result<Hold> RedisSeatLockStore::hold(const HoldRequest& request) {
   if (taken != "ok") {
     throw StorageError("redis seat locks: hold " + request.hold_id + " answered " + taken);
   }
-
   Hold hold;
   hold.id = request.hold_id;
   hold.event_id = event.id;
@@ -378,17 +478,40 @@ Result<Hold> RedisSeatLockStore::hold(const HoldRequest& request) {
     hold.seats = exact->seat_ids;
   } else {
     for (const auto index : seat_indices(reply.elements.at(2).as_string())) {
-      hold.seats.push_back(info.layout.seat_id(section, index));
+      hold.seats.push_back(info.layout.seat_id(pending.section, index));
     }
   }
-  hold.quantity = quantity;
-  hold.amount = section_def.price * quantity;
+  hold.quantity = pending.quantity;
+  hold.amount = section_def.price * pending.quantity;
   hold.currency = event.currency;
   hold.status = HoldStatus::active;
   hold.created_at = request.now;
   hold.expires_at = request.expires_at;
   hold.fence = to_u64(reply.elements.at(1).as_string());
   return hold;
+}
+
+void RedisSeatLockStore::finish_hold(const std::shared_ptr<PendingHold>& pending,
+                                     std::vector<std::vector<std::string>> cleanup,
+                                     std::exception_ptr error, Result<Hold> answer) {
+  // The answer goes once the clean-up is done, so a refused hold has left nothing behind by
+  // the time its buyer hears of it; a clean-up that fails makes the call fail.
+  auto shared = std::make_shared<Result<Hold>>(std::move(answer));
+  client_.async_pipeline(
+      std::move(cleanup),
+      [pending, error, shared](std::exception_ptr cleanup_error, std::vector<Reply> replies) {
+        if (!cleanup_error) {
+          for (const auto& reply : replies) {
+            if (reply.is_error()) {
+              cleanup_error =
+                  std::make_exception_ptr(StorageError("redis seat locks: " + reply.str));
+            }
+          }
+        }
+        if (error) return pending->done(error, no_hold());
+        if (cleanup_error) return pending->done(cleanup_error, no_hold());
+        pending->done(nullptr, std::move(*shared));
+      });
 }
 
 std::optional<RedisSeatLockStore::Located> RedisSeatLockStore::locate(const std::string& hold_id) {

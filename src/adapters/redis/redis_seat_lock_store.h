@@ -79,7 +79,11 @@ class RedisSeatLockStore final : public SeatLockStore {
   void add_event(const Event& event) override;
   void restore(const std::string& event_id, const std::vector<RestoredClaim>& claims) override;
   void raise_fence_floor(uint64_t fence) override;
+  /// Waits for async_hold: one implementation of a hold.
   Result<Hold> hold(const HoldRequest& request) override;
+  /// The two steps below, each sent from the thread that got the previous reply; `done` runs on
+  /// the Redis client's I/O thread. The store must outlive the calls in flight.
+  void async_hold(const HoldRequest& request, HoldDone done) override;
   Result<Hold> get_hold(const std::string& hold_id, Timestamp now) override;
   Result<Hold> release(const std::string& hold_id, Timestamp now) override;
   Result<Hold> begin_checkout(const std::string& hold_id, Timestamp now) override;
@@ -105,6 +109,7 @@ class RedisSeatLockStore final : public SeatLockStore {
   struct EventInfo;
   struct Located;
   struct Scripts;
+  struct PendingHold;
 
   std::shared_ptr<const EventInfo> find_event(const std::string& event_id) const;
   /// Where a hold lives; nullopt when the index forgot it or the event is unknown here.
@@ -116,6 +121,14 @@ class RedisSeatLockStore final : public SeatLockStore {
   std::vector<redis::Reply> run_sections(const redis::Script& script, const EventInfo& event,
                                          const std::vector<uint32_t>& sections, Timestamp now,
                                          const std::vector<std::string>& args);
+  /// A hold's second step: the section script.
+  void take_seats(const std::shared_ptr<PendingHold>& pending);
+  /// The section script's answer: the hold, or a refusal; throws LockStateLost, StorageError.
+  Result<Hold> judge_hold(const PendingHold& pending, const redis::Reply& reply) const;
+  /// Runs `cleanup`, then ends the hold with `error` or `answer` (or the clean-up's failure).
+  void finish_hold(const std::shared_ptr<PendingHold>& pending,
+                   std::vector<std::vector<std::string>> cleanup, std::exception_ptr error,
+                   Result<Hold> answer);
   Hold to_hold(const Located& where, const std::string& record) const;
   /// A finished hold: its buyer claim goes, its index is forgotten after the retention.
   void drop_claim(const std::string& event_id, const std::string& buyer,
