@@ -228,6 +228,90 @@ TEST(RedisClient, EvalRunsAScriptAndFallsBackToEvalAfterScriptFlush) {
   EXPECT_NE(error.str.find("SEATS_TAKEN"), std::string::npos) << error.str;
 }
 
+// A promise of what an async call hands its handler, for the tests below.
+struct AsyncOutcome {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool done = false;
+  std::exception_ptr error;
+  std::vector<Reply> replies;
+
+  void set(std::exception_ptr e, std::vector<Reply> r) {
+    std::lock_guard lock(mutex);
+    EXPECT_FALSE(done) << "a handler ran twice";
+    error = e;
+    replies = std::move(r);
+    done = true;
+    changed.notify_all();
+  }
+  bool wait() {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, 10s, [&] { return done; });
+  }
+};
+
+TEST(RedisClient, AsyncPipelineHandsAllRepliesInOrderOnceAndAHandlerMaySendMore) {
+  RedisServer server;
+  auto options = options_for(server.url());
+  options.io_threads = 3;
+  Client client(options);
+  AsyncOutcome first, second;
+  client.async_pipeline({{"SET", "a", "1"}, {"INCR", "a"}, {"GET", "a"}, {"LPUSH", "a", "x"}},
+                        [&](std::exception_ptr error, std::vector<Reply> replies) {
+                          // From the lane's own thread: the next step of a two-step call (as a
+                          // hold's).
+                          client.async_pipeline({{"INCR", "a"}},
+                                                [&](std::exception_ptr e, std::vector<Reply> r) {
+                                                  second.set(e, std::move(r));
+                                                });
+                          first.set(error, std::move(replies));
+                        });
+  ASSERT_TRUE(first.wait());
+  ASSERT_FALSE(first.error);
+  ASSERT_EQ(first.replies.size(), 4u);
+  EXPECT_EQ(first.replies[0].as_string(), "OK");
+  EXPECT_EQ(first.replies[1].as_integer(), 2);
+  EXPECT_EQ(first.replies[2].as_string(), "2");
+  EXPECT_TRUE(first.replies[3].is_error()) << "WRONGTYPE is a reply, not a failure";
+  ASSERT_TRUE(second.wait());
+  ASSERT_FALSE(second.error);
+  EXPECT_EQ(second.replies.at(0).as_integer(), 3);
+
+  AsyncOutcome empty;
+  client.async_pipeline({{"PING"}, {}}, [&](std::exception_ptr e, std::vector<Reply> r) {
+    empty.set(e, std::move(r));
+  });
+  ASSERT_TRUE(empty.wait());
+  EXPECT_TRUE(empty.error) << "an empty command fails the pipeline";
+}
+
+TEST(RedisClient, AsyncEvalFallsBackToEvalAfterScriptFlushAndAsyncCallsFailWhenTheServerIsGone) {
+  RedisServer server;
+  Client client(options_for(server.url()));
+  const Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  const auto eval = [&](const std::string& by) {
+    auto outcome = std::make_shared<AsyncOutcome>();
+    client.async_eval(script, {"n"}, {by}, [outcome](std::exception_ptr e, Reply reply) {
+      outcome->set(e, {std::move(reply)});
+    });
+    EXPECT_TRUE(outcome->wait());
+    return outcome;
+  };
+  EXPECT_EQ(eval("5")->replies.at(0).as_integer(), 5);
+  client.command({"SCRIPT", "FLUSH"});  // as after a restart: EVALSHA gets NOSCRIPT
+  EXPECT_EQ(eval("2")->replies.at(0).as_integer(), 7);
+
+  server.stop();
+  const auto failed = eval("1");
+  EXPECT_TRUE(failed->error);
+  AsyncOutcome pipeline;
+  client.async_pipeline({{"GET", "n"}}, [&](std::exception_ptr e, std::vector<Reply> r) {
+    pipeline.set(e, std::move(r));
+  });
+  ASSERT_TRUE(pipeline.wait());
+  EXPECT_TRUE(pipeline.error);
+}
+
 TEST(RedisClient, ACommandWithoutAReplyInTimeFailsWithStorageErrorAndTheClientRecovers) {
   RedisServer server;
   auto options = options_for(server.url());

@@ -10,7 +10,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -135,6 +139,32 @@ TEST_P(RateLimiterContract, ConcurrentChecksNeverAllowMoreThanTheBurst) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(allowed.load(), 25);
+}
+
+TEST_P(RateLimiterContract, AsyncChecksCountLikeChecksAndAnswerOnceEach) {
+  const auto limit = RateLimit::per(1, seconds{60}, 5);
+  constexpr int kChecks = 40;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int answered = 0;
+  int allowed = 0;
+  for (int i = 0; i < kChecks; ++i) {
+    limiter().async_check("async", limit, kStart,
+                          [&](std::exception_ptr error, http::RateDecision decision) {
+                            std::lock_guard lock(mutex);
+                            EXPECT_FALSE(error);
+                            ++answered;
+                            if (decision.allowed) ++allowed;
+                            changed.notify_all();
+                          });
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(
+      changed.wait_for(lock, std::chrono::seconds{10}, [&] { return answered == kChecks; }));
+  EXPECT_EQ(allowed, 5);
+  lock.unlock();
+  // The same key, blocking: the async checks counted.
+  EXPECT_FALSE(limiter().check("async", limit, kStart).allowed);
 }
 
 INSTANTIATE_TEST_SUITE_P(Memory, RateLimiterContract,

@@ -364,6 +364,39 @@ TEST_P(SeatLockStoreContract, AMillionSeatEventWorksLikeASmallOne) {
   EXPECT_EQ(section_of(*store, e, "bowl").available, 1'000'000u - 5);
 }
 
+TEST_P(SeatLockStoreContract, SeatsFarApartAndSeatsOutOfOrderAreEachJudgedAndMarked) {
+  Event e = concert();
+  Section wide{"wide", "Wide", SectionKind::reserved, 0, 1000, {{"A", 900}, {"B", 900}}};
+  e.sections = {wide};
+  ASSERT_FALSE(validate_and_normalize(e).has_value());
+  open_event(*store, e);
+  // Adjacent seats asked out of order, and two seats of different rows 1,000 seats apart.
+  ASSERT_TRUE(
+      store->hold(request(e, "alice", seats({"wide:A:12", "wide:A:10", "wide:A:11"}))).ok());
+  ASSERT_TRUE(store->hold(request(e, "bob", seats({"wide:A:1", "wide:B:200"}))).ok());
+  auto refused = store->hold(
+      request(e, "carol", seats({"wide:B:200", "wide:A:9", "wide:A:11", "wide:B:900"})));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::seats_unavailable);
+  EXPECT_EQ(
+      std::set<std::string>(refused.error().unavailable.begin(), refused.error().unavailable.end()),
+      (std::set<std::string>{"wide:B:200", "wide:A:11"}));
+  // What was marked held reads held, its neighbours free.
+  auto a = store->seats(e.id, "wide", std::string{"A"}, t0);
+  ASSERT_TRUE(a.ok());
+  for (const auto& seat : *a) {
+    const bool held = seat.id == "wide:A:1" || seat.id == "wide:A:10" || seat.id == "wide:A:11" ||
+                      seat.id == "wide:A:12";
+    EXPECT_EQ(seat.status, held ? SeatStatus::held : SeatStatus::available) << seat.id;
+  }
+  EXPECT_EQ(section_of(*store, e, "wide").held, 5u);
+  ASSERT_TRUE(store->hold(request(e, "carol", seats({"wide:B:900", "wide:A:9"}))).ok());
+  // Best available still finds the longest runs after the marks.
+  auto best = store->hold(request(e, "dave", quantity("wide", 8)));
+  ASSERT_TRUE(best.ok());
+  EXPECT_EQ(best->seats.size(), 8u);
+}
+
 }  // namespace
 }  // namespace boxoffice::testing
 

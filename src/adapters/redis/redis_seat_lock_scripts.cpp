@@ -92,12 +92,21 @@ local function recompute_row(r)
   end
 end
 
+-- Adjacent seats are written together: one SETRANGE per run (a block of 4 is one call).
 local function mark_seats(seats, value, recompute)
   local ch = string.char(value)
-  local rows = {}
+  local rows, indices = {}, {}
   for index, row in string.gmatch(seats, '(%d+)%.(%d+)') do
-    redis.call('SETRANGE', S, tonumber(index), ch)
+    indices[#indices + 1] = tonumber(index)
     rows[tonumber(row)] = true
+  end
+  table.sort(indices)
+  local i = 1
+  while i <= #indices do
+    local j = i
+    while j < #indices and indices[j + 1] == indices[j] + 1 do j = j + 1 end
+    redis.call('SETRANGE', S, indices[i], string.rep(ch, j - i + 1))
+    i = j + 1
   end
   if recompute then
     for row in pairs(rows) do recompute_row(row) end
@@ -174,6 +183,34 @@ end
 
 std::string section_script(const char* body) { return std::string(kPrelude) + body; }
 
+namespace {
+const char* const kHoldWithClaimMain = R"lua(
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local reserved = reserve_claim({KEYS[2], KEYS[3]}, {ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
+if reserved[1] ~= 'ok' then
+  redis.call('DEL', KEYS[1])
+  return reserved
+end
+local section_keys, section_args = {}, {}
+for i = 4, 10 do section_keys[#section_keys + 1] = KEYS[i] end
+for i = 8, #ARGV do section_args[#section_args + 1] = ARGV[i] end
+local taken = hold_seats(section_keys, section_args)
+local outcome = taken[1]
+if outcome == 'unavailable' or outcome == 'sold_out' or outcome == 'lost' then
+  redis.call('HDEL', KEYS[3], ARGV[4])
+  redis.call('DEL', KEYS[1])
+end
+return taken
+)lua";
+}  // namespace
+
+std::string hold_with_claim_script() {
+  // Each script becomes a function whose parameters shadow KEYS and ARGV.
+  return "local function reserve_claim(KEYS, ARGV)\n" + std::string(kReserveClaimScript) +
+         "\nend\nlocal function hold_seats(KEYS, ARGV)\n" + section_script(kHoldScript) +
+         "\nend\n" + kHoldWithClaimMain;
+}
+
 // ARGV[3..]: hold id, buyer, quantity, expires_at, fence floor, for_waitlist (0/1),
 // mode "seats" followed by (flat index, row) pairs, or mode "best".
 // Replies: {"ok", fence, seats} | {"unavailable", position...} (0-based, in request order) |
@@ -238,8 +275,21 @@ local kept = meta.waitlisted > 0 and not for_waitlist
 local seats = ''
 if mode == 'seats' then
   local taken, parts = {}, {}
+  -- Seats close together (a block of one row) are read with one GETRANGE.
+  local lo, hi
   for i = 10, #ARGV, 2 do
-    local b = string.byte(redis.call('GETRANGE', S, ARGV[i], ARGV[i]))
+    local index = tonumber(ARGV[i])
+    if not lo or index < lo then lo = index end
+    if not hi or index > hi then hi = index end
+  end
+  local span = lo and hi - lo < 512 and redis.call('GETRANGE', S, lo, hi)
+  for i = 10, #ARGV, 2 do
+    local b
+    if span then
+      b = string.byte(span, tonumber(ARGV[i]) - lo + 1)  -- past the string's end: free
+    else
+      b = string.byte(redis.call('GETRANGE', S, ARGV[i], ARGV[i]))
+    end
     if kept or (b and b ~= 0) then taken[#taken + 1] = (i - 10) / 2 end
     parts[#parts + 1] = ARGV[i] .. '.' .. ARGV[i + 1]
   end

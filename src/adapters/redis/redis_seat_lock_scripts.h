@@ -34,4 +34,13 @@ extern const char* const kRestoreClaimsScript;
 /// The common start of every section script followed by `body`.
 std::string section_script(const char* body);
 
+/// A whole hold in one script, for one server (its keys are in several slots, so not for a
+/// Cluster, where a hold is the two steps): the hold index, the buyer's claim and the section.
+/// KEYS: the hold index, the buyer bucket's ready marker, the buyer's claims, the section's seven
+/// keys. ARGV[1..2]: the index's value and TTL (ms); ARGV[3..7]: kReserveClaimScript's ARGV;
+/// ARGV[8..]: kHoldScript's ARGV. Replies: kReserveClaimScript's when it refuses ({"lost"},
+/// {"limit", held}; the index is deleted), else kHoldScript's (a refusal or "lost" gives the
+/// claim back and deletes the index).
+std::string hold_with_claim_script();
+
 }  // namespace boxoffice::redis_seat_locks

@@ -192,6 +192,7 @@ struct RedisSeatLockStore::Scripts {
   redis::Script restore_section{scripts::section_script(scripts::kRestoreSectionScript)};
   redis::Script reserve_claim{scripts::kReserveClaimScript};
   redis::Script restore_claims{scripts::kRestoreClaimsScript};
+  redis::Script hold_with_claim{scripts::hold_with_claim_script()};
 };
 
 struct RedisSeatLockStore::EventInfo {
@@ -322,6 +323,7 @@ struct RedisSeatLockStore::PendingHold {
   uint32_t quantity = 0;
   std::vector<std::string> selection;  // the hold script's mode and seats
   std::string claims;                  // the buyer's claims hash
+  std::vector<std::string> hold_args;  // the section hold script's ARGV
   HoldDone done;
 };
 
@@ -348,25 +350,59 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
     pending->selection.push_back("best");
   }
   const auto& section_def = event.sections[pending->section];
-
-  // Step 1: where the hold lives, and the buyer cap (before availability, so a buyer over it is
-  // told so whatever is left).
   pending->claims = claims_key(event.id, request.buyer);
+  pending->hold_args = {ms(request.now),
+                        std::to_string(options_.finished_hold_retention.count()),
+                        request.hold_id,
+                        request.buyer,
+                        std::to_string(pending->quantity),
+                        ms(request.expires_at),
+                        std::to_string(fence_floor_.load()),
+                        request.for_waitlist ? "1" : "0"};
+  pending->hold_args.insert(pending->hold_args.end(), pending->selection.begin(),
+                            pending->selection.end());
+  // Where the hold lives, then the buyer cap (before availability, so a buyer over it is told so
+  // whatever is left), then the seats.
   const std::string marker = bucket_tag(event.id, bucket_of(request.buyer)) + "ready";
   const int64_t index_ttl_ms = std::max<int64_t>(0, (request.expires_at - request.now).count()) +
                                options_.finished_hold_retention.count() + kIndexMarginMs;
+  std::vector<std::string> index_entry{index_key(request.hold_id),
+                                       event.id + "\n" + section_def.id + "\n" +
+                                           std::to_string(pending->quantity) + "\n" + request.buyer,
+                                       std::to_string(index_ttl_ms)};
+  std::vector<std::string> reserve_args{
+      ms(request.now), request.hold_id, std::to_string(pending->quantity),
+      std::to_string(request.buyer_seats_max), ms(request.expires_at)};
+
+  if (!client_.cluster()) {
+    // One server: the whole hold is one script, one round trip.
+    Call call{&scripts_->hold_with_claim, {index_entry[0], marker, pending->claims}, {}};
+    const auto& section_keys = pending->info->keys[pending->section];
+    call.keys.insert(call.keys.end(), section_keys.begin(), section_keys.end());
+    call.args = {std::move(index_entry[1]), std::move(index_entry[2])};
+    call.args.insert(call.args.end(), reserve_args.begin(), reserve_args.end());
+    call.args.insert(call.args.end(), pending->hold_args.begin(), pending->hold_args.end());
+    return async_calls(client_, {std::move(call)},
+                       [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
+                         std::optional<Result<Hold>> answer;
+                         if (!error) {
+                           try {
+                             answer.emplace(judge_hold(*pending, replies[0]));
+                           } catch (...) {
+                             error = std::current_exception();
+                           }
+                         }
+                         pending->done(error, answer ? std::move(*answer) : no_hold());
+                       });
+  }
+
+  // A Cluster: the index and the claim (the buyer's slot), then the section (its own slot).
   async_calls(
       client_,
       {Call{nullptr,
             {},
-            {"SET", index_key(request.hold_id),
-             event.id + "\n" + section_def.id + "\n" + std::to_string(pending->quantity) + "\n" +
-                 request.buyer,
-             "PX", std::to_string(index_ttl_ms)}},
-       Call{&scripts_->reserve_claim,
-            {marker, pending->claims},
-            {ms(request.now), request.hold_id, std::to_string(pending->quantity),
-             std::to_string(request.buyer_seats_max), ms(request.expires_at)}}},
+            {"SET", index_entry[0], std::move(index_entry[1]), "PX", std::move(index_entry[2])}},
+       Call{&scripts_->reserve_claim, {marker, pending->claims}, std::move(reserve_args)}},
       [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
         if (error) return pending->done(error, no_hold());
         std::optional<Result<Hold>> refused;
@@ -376,12 +412,7 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
           if (reserved == "lost") {
             error = std::make_exception_ptr(LockStateLost(pending->request.event_id));
           } else if (reserved == "limit") {
-            refused.emplace(make_error(Errc::limit_exceeded,
-                                       "a buyer may hold or book at most " +
-                                           std::to_string(pending->request.buyer_seats_max) +
-                                           " seats of this event; " +
-                                           std::to_string(replies[1].elements.at(1).as_integer()) +
-                                           " already held or booked"));
+            refused.emplace(limit_error(*pending, replies[1]));
           } else if (reserved != "ok") {
             throw StorageError("redis seat locks: reserve answered " + reserved);
           }
@@ -397,20 +428,18 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
       });
 }
 
+Error RedisSeatLockStore::limit_error(const PendingHold& pending, const Reply& reply) {
+  return make_error(Errc::limit_exceeded, "a buyer may hold or book at most " +
+                                              std::to_string(pending.request.buyer_seats_max) +
+                                              " seats of this event; " +
+                                              std::to_string(reply.elements.at(1).as_integer()) +
+                                              " already held or booked");
+}
+
 void RedisSeatLockStore::take_seats(const std::shared_ptr<PendingHold>& pending) {
-  // Step 2: the seats (or the quantity) in the section, all or nothing.
-  const auto& request = pending->request;
-  std::vector<std::string> args{ms(request.now),
-                                std::to_string(options_.finished_hold_retention.count()),
-                                request.hold_id,
-                                request.buyer,
-                                std::to_string(pending->quantity),
-                                ms(request.expires_at),
-                                std::to_string(fence_floor_.load()),
-                                request.for_waitlist ? "1" : "0"};
-  args.insert(args.end(), pending->selection.begin(), pending->selection.end());
+  // The seats (or the quantity) in the section, all or nothing.
   async_calls(client_,
-              {Call{&scripts_->hold, pending->info->keys[pending->section], std::move(args)}},
+              {Call{&scripts_->hold, pending->info->keys[pending->section], pending->hold_args}},
               [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
                 // An engine failure leaves the reservation, which lapses at expires_at: counted
                 // high.
@@ -449,6 +478,7 @@ Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Re
   const auto& request = pending.request;
   const auto taken = outcome(reply);
   if (taken == "lost") throw LockStateLost(event.id);
+  if (taken == "limit") return limit_error(pending, reply);  // the one-script hold's claim
   const auto* exact = std::get_if<ExactSeats>(&request.selection);
   if (taken == "unavailable") {
     Error error = make_error(Errc::seats_unavailable, "some of these seats are not available");

@@ -21,8 +21,10 @@
 //
 // A hold is two scripts on two slots: reserve the quantity against the buyer cap (dropping the
 // buyer's claims whose expires_at passed at `now`), then take the seats in the section; a
-// refusal gives the reservation back. begin_checkout marks the claim booked before the section
-// changes, release and release_booked drop it after. A crash between the two steps leaves a
+// refusal gives the reservation back. On one server (no Cluster) the same two scripts, with the
+// hold index, run as one (hold_with_claim_script): one round trip, and no crash between them.
+// begin_checkout marks the claim booked before the section changes, release and release_booked
+// drop it after. A crash between the two steps leaves a
 // claim that lapses at its expires_at (or, for a booked claim, stays until a redelivered
 // release_booked): the cap is then counted high, never low, so a buyer never exceeds it.
 //
@@ -121,7 +123,8 @@ class RedisSeatLockStore final : public SeatLockStore {
   std::vector<redis::Reply> run_sections(const redis::Script& script, const EventInfo& event,
                                          const std::vector<uint32_t>& sections, Timestamp now,
                                          const std::vector<std::string>& args);
-  /// A hold's second step: the section script.
+  static Error limit_error(const PendingHold& pending, const redis::Reply& reply);
+  /// A hold's second step in a Cluster: the section script.
   void take_seats(const std::shared_ptr<PendingHold>& pending);
   /// The section script's answer: the hold, or a refusal; throws LockStateLost, StorageError.
   Result<Hold> judge_hold(const PendingHold& pending, const redis::Reply& reply) const;
