@@ -4,6 +4,7 @@
 #include <chrono>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "adapters/redis/redis_seat_lock_store.h"
 #include "contract/seat_lock_store_contract.h"
@@ -215,6 +216,40 @@ TEST(RedisSeatLockStore, ARefusedHoldLeavesNothingBehind) {
   // The released cap is usable at once.
   ASSERT_TRUE(store.release(first->id, t0).ok());
   EXPECT_TRUE(store.hold(request(e, "alice", quantity("s1", 8))).ok());
+}
+
+TEST(RedisSeatLockStore, WhereAHoldLivesIsRememberedOnlyWithinItsBound) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStoreOptions remembering;
+  remembering.located_holds_max = 2;
+  RedisSeatLockStore store(client, remembering);
+  RedisSeatLockStoreOptions forgetting;
+  forgetting.located_holds_max = 0;
+  RedisSeatLockStore other(client, forgetting);  // another process on the same Redis
+  const auto e = stadium(2);
+  open_event(store, e);
+  open_event(other, e);
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 3; ++i) {
+    auto held = store.hold(request(e, "buyer" + std::to_string(i), one_seat("s0", i)));
+    ASSERT_TRUE(held.ok());
+    ids.push_back(held->id);
+  }
+  // With the index gone, only the holds remembered here (the 2 latest) are still found: the
+  // index entry is read only for holds this store did not make or see.
+  for (const auto& id : ids) server.command({"DEL", "bo:sl:hold:{" + id + "}"});
+  EXPECT_EQ(store.get_hold(ids[0], t0).error().code, Errc::not_found);
+  for (size_t i = 1; i < ids.size(); ++i) {
+    auto found = store.get_hold(ids[i], t0);
+    ASSERT_TRUE(found.ok()) << ids[i];
+    EXPECT_EQ(found->buyer, "buyer" + std::to_string(i + 1));
+    EXPECT_EQ(other.get_hold(ids[i], t0).error().code, Errc::not_found);
+  }
+  // A remembered hold goes through checkout and its payment like any other.
+  ASSERT_TRUE(store.begin_checkout(ids[2], t0).ok());
+  ASSERT_TRUE(store.mark_sold(ids[2], t0).ok());
+  EXPECT_EQ(counts(store, e, "s0").sold, 1u);
 }
 
 TEST(RedisSeatLockStore, ALostBuyerCapIsDetectedAndRebuiltAlone) {

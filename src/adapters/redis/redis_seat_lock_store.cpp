@@ -176,6 +176,14 @@ void async_calls(redis::Client& client, std::vector<Call> calls, CallsDone done)
 
 Result<Hold> no_hold() { return make_error(Errc::unavailable); }
 
+/// A section script's call: ARGV starts with now and the retention of finished holds.
+Call section_call(const redis::Script& script, const std::vector<std::string>& keys, Timestamp now,
+                  Millis retention, const std::vector<std::string>& args) {
+  Call call{&script, keys, {ms(now), std::to_string(retention.count())}};
+  call.args.insert(call.args.end(), args.begin(), args.end());
+  return call;
+}
+
 }  // namespace
 
 struct RedisSeatLockStore::Scripts {
@@ -210,13 +218,6 @@ struct RedisSeatLockStore::EventInfo {
 
   SeatLayout layout;
   std::vector<std::vector<std::string>> keys;  // per section: meta, seats, tree, rows, x, h, f
-};
-
-struct RedisSeatLockStore::Located {
-  std::shared_ptr<const EventInfo> event;
-  uint32_t section = 0;
-  uint32_t quantity = 0;
-  std::string buyer;
 };
 
 RedisSeatLockStore::RedisSeatLockStore(redis::Client& client, RedisSeatLockStoreOptions options)
@@ -292,11 +293,8 @@ std::vector<Reply> RedisSeatLockStore::run_sections(const redis::Script& script,
   std::vector<Call> calls;
   calls.reserve(sections.size());
   for (const auto section : sections) {
-    Call call{&script,
-              event.keys[section],
-              {ms(now), std::to_string(options_.finished_hold_retention.count())}};
-    call.args.insert(call.args.end(), args.begin(), args.end());
-    calls.push_back(std::move(call));
+    calls.push_back(
+        section_call(script, event.keys[section], now, options_.finished_hold_retention, args));
   }
   return run_calls(client_, calls);
 }
@@ -471,7 +469,7 @@ void RedisSeatLockStore::take_seats(const std::shared_ptr<PendingHold>& pending)
               });
 }
 
-Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Reply& reply) const {
+Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Reply& reply) {
   const auto& info = *pending.info;
   const auto& event = info.event();
   const auto& section_def = event.sections[pending.section];
@@ -518,6 +516,7 @@ Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Re
   hold.created_at = request.now;
   hold.expires_at = request.expires_at;
   hold.fence = to_u64(reply.elements.at(1).as_string());
+  remember(hold.id, Located{pending.info, pending.section, pending.quantity, request.buyer});
   return hold;
 }
 
@@ -544,7 +543,22 @@ void RedisSeatLockStore::finish_hold(const std::shared_ptr<PendingHold>& pending
       });
 }
 
+void RedisSeatLockStore::remember(const std::string& hold_id, const Located& where) {
+  if (options_.located_holds_max == 0) return;
+  std::lock_guard lock(located_mutex_);
+  if (!located_.emplace(hold_id, where).second) return;
+  located_order_.push_back(hold_id);
+  if (located_order_.size() > options_.located_holds_max) {
+    located_.erase(located_order_.front());
+    located_order_.pop_front();
+  }
+}
+
 std::optional<RedisSeatLockStore::Located> RedisSeatLockStore::locate(const std::string& hold_id) {
+  {
+    std::lock_guard lock(located_mutex_);
+    if (const auto it = located_.find(hold_id); it != located_.end()) return it->second;
+  }
   const Reply reply = client_.command({"GET", index_key(hold_id)});
   expect_ok(reply);
   if (reply.is_nil()) return std::nullopt;
@@ -558,6 +572,7 @@ std::optional<RedisSeatLockStore::Located> RedisSeatLockStore::locate(const std:
   where.section = *section;
   where.quantity = static_cast<uint32_t>(to_u64(fields[2]));
   where.buyer = std::string(fields[3]);
+  remember(hold_id, where);
   return where;
 }
 
@@ -644,19 +659,22 @@ Result<Hold> RedisSeatLockStore::release(const std::string& hold_id, Timestamp n
 Result<Hold> RedisSeatLockStore::begin_checkout(const std::string& hold_id, Timestamp now) {
   const auto where = locate(hold_id);
   if (!where) return make_error(Errc::not_found, "no hold " + hold_id);
-  // Booked before the section changes: a crash in between counts the buyer high, never low.
+  // Booked before the section changes (sent together, run in this order): a crash in between
+  // counts the buyer high, never low.
   const std::string claims = claims_key(where->event->event().id, where->buyer);
-  expect_ok(
-      client_.command({"HSET", claims, hold_id, "b|" + std::to_string(where->quantity) + "|0"}));
+  auto replies = run_calls(
+      client_,
+      {Call{nullptr, {}, {"HSET", claims, hold_id, "b|" + std::to_string(where->quantity) + "|0"}},
+       section_call(scripts_->checkout, where->event->keys[where->section], now,
+                    options_.finished_hold_retention, {hold_id})});
+  expect_ok(replies[0]);
   const auto give_back = [&] { expect_ok(client_.command({"HDEL", claims, hold_id})); };
-  Reply reply;
-  try {
-    reply = run_section(scripts_->checkout, *where->event, where->section, now, {hold_id});
-  } catch (const LockStateLost&) {
-    give_back();  // the hold is gone with its section; booked holds come back with restore()
-    throw;
-  }
+  const Reply& reply = replies[1];
   const auto& result = outcome(reply);
+  if (result == "lost") {
+    give_back();  // the hold is gone with its section; booked holds come back with restore()
+    throw LockStateLost(where->event->event().id);
+  }
   if (result == "checked_out") {
     return make_error(Errc::invalid_state, "the hold is already checked out");
   }

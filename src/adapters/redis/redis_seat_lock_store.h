@@ -50,7 +50,9 @@
 // Thread-safe. Engine failures throw StorageError (from the client, or an error reply).
 
 #include <atomic>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -70,6 +72,10 @@ struct RedisSeatLockStoreOptions {
   uint32_t buyer_buckets = 16;
   /// Claims replayed per script by restore(), so a huge event never blocks Redis for long.
   size_t restore_claims_per_script = 256;
+  /// Where recent holds live (their index entries never change), remembered in this process so
+  /// get_hold, checkout and the payment outcomes of a hold made or seen here skip the index read.
+  /// About 150 bytes each; the oldest are forgotten first. 0: always read the index.
+  size_t located_holds_max = 100'000;
 };
 
 class RedisSeatLockStore final : public SeatLockStore {
@@ -109,7 +115,13 @@ class RedisSeatLockStore final : public SeatLockStore {
 
  private:
   struct EventInfo;
-  struct Located;
+  /// Where a hold lives: what its index entry says.
+  struct Located {
+    std::shared_ptr<const EventInfo> event;
+    uint32_t section = 0;
+    uint32_t quantity = 0;
+    std::string buyer;
+  };
   struct Scripts;
   struct PendingHold;
 
@@ -127,7 +139,7 @@ class RedisSeatLockStore final : public SeatLockStore {
   /// A hold's second step in a Cluster: the section script.
   void take_seats(const std::shared_ptr<PendingHold>& pending);
   /// The section script's answer: the hold, or a refusal; throws LockStateLost, StorageError.
-  Result<Hold> judge_hold(const PendingHold& pending, const redis::Reply& reply) const;
+  Result<Hold> judge_hold(const PendingHold& pending, const redis::Reply& reply);
   /// Runs `cleanup`, then ends the hold with `error` or `answer` (or the clean-up's failure).
   void finish_hold(const std::shared_ptr<PendingHold>& pending,
                    std::vector<std::vector<std::string>> cleanup, std::exception_ptr error,
@@ -152,6 +164,12 @@ class RedisSeatLockStore final : public SeatLockStore {
 
   mutable std::shared_mutex events_mutex_;
   std::unordered_map<std::string, std::shared_ptr<const EventInfo>> events_;
+
+  /// located_holds_max recent index entries, oldest first in located_order_.
+  void remember(const std::string& hold_id, const Located& where);
+  std::mutex located_mutex_;
+  std::unordered_map<std::string, Located> located_;
+  std::deque<std::string> located_order_;
 };
 
 }  // namespace boxoffice
