@@ -192,6 +192,20 @@ inline Availability availability_of(HttpClient& client, const std::string& event
   return out;
 }
 
+/// After a booking's payment outcome: the outcome is committed to the booking first, and its seats
+/// are settled in the Seat Lock Store right after (by the payment processor, in another process
+/// when the roles run apart). What `read` returns once `settled` holds for it, or its last answer
+/// after `timeout` (for the assertion that follows to show).
+template <class Read, class Settled>
+auto once_settled(Read read, Settled settled, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto value = read();
+    if (settled(value) || std::chrono::steady_clock::now() > deadline) return value;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
 /// Seat id -> status for a reserved section.
 inline std::map<std::string, std::string> seat_map(HttpClient& client, const std::string& event_id,
                                                    const std::string& section,
