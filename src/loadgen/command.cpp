@@ -9,9 +9,11 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -170,9 +172,13 @@ int loadgen_main(const std::vector<std::string>& args) {
       "id=ROWSxSEATS)");
   event_opt->excludes(seats_opt)->excludes(sections_opt);
   sections_opt->excludes(seats_opt);
-  cli.add_option("--hold-ttl", hold_ttl_seconds, "hold TTL of the event it creates, seconds")
-      ->check(CLI::Range(10u, 3600u))
-      ->capture_default_str();
+  auto* hold_ttl_opt =
+      cli.add_option("--hold-ttl", hold_ttl_seconds,
+                     "hold TTL of the event it creates, seconds (holds scenario: by default a "
+                     "minute past the end of the run, so what is measured is holds, not the "
+                     "expiry of the holds made one TTL earlier)")
+          ->check(CLI::Range(10u, 3600u))
+          ->capture_default_str();
   cli.add_option("--buyers", buyers, "buyers in the sale (default: 3 per seat)")
       ->check(CLI::Range(1u, 100'000'000u));
   cli.add_option("--concurrency", concurrency,
@@ -246,6 +252,12 @@ int loadgen_main(const std::vector<std::string>& args) {
                          : scenario == "holds"  ? hall_sections(seats)
                                                 : default_sections(seats);
     sale.plan.hold_ttl_seconds = hold_ttl_seconds;
+    if (scenario == "holds" && hold_ttl_opt->count() == 0) {
+      const double run_seconds =
+          warmup_seconds + (duration_seconds > 0 ? duration_seconds : kHoldsDurationDefault);
+      sale.plan.hold_ttl_seconds =
+          static_cast<uint32_t>(std::clamp(std::ceil(run_seconds) + 60.0, 10.0, 3600.0));
+    }
     sale.plan.buyers =
         buyers ? buyers : std::max<uint32_t>(1, sale.plan.seats() * kBuyersPerSeatDefault);
     if (!event_id.empty() && !buyers) {

@@ -243,9 +243,10 @@ struct Run : std::enable_shared_from_this<Run> {
     out << "\n# " << options.title << "\n\n";
     out << fmt::format(
         "Event {}: {} seats in blocks of {} adjacent seats ({} blocks); each operation a hold of "
-        "one block by a buyer of its own, then {}.\n",
+        "one block by a buyer of its own, then {}; holds last {} s.\n",
         event_id, num(options.plan.seats()), options.seats_per_hold,
-        num(static_cast<int64_t>(blocks.total())), after_name(options.after));
+        num(static_cast<int64_t>(blocks.total())), after_name(options.after),
+        options.plan.hold_ttl_seconds);
     if (options.rate_per_second) {
       out << fmt::format(
           "Open model: operations start at {:g} per second over {} shared keep-alive connections; "

@@ -284,6 +284,10 @@ TEST_F(LoadgenTest, HoldsScenarioHoldsEachBlockOnceAndCountsWhatTheServerHolds) 
   const auto seat_counts = availability.json();
   const auto& section = seat_counts.at("sections").as_array().at(0);
   EXPECT_EQ(num(section.at("held")), 4 * held_201) << availability.body;
+  // Its holds outlive the run (a minute past warmup + duration): holds are measured, not expiry.
+  const auto event = http.get("/v1/events/" + std::string{doc.at("event_id").as_string()});
+  ASSERT_EQ(event.status, 200) << event.body;
+  EXPECT_EQ(num(event.json().at("hold_ttl_seconds")), 61) << event.body;
 
   // The timeline: one line per second under a header, whose holds add up to at most the total.
   std::ifstream in(timeline);
