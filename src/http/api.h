@@ -61,13 +61,13 @@ std::variant<Caller, HttpResponse> authenticate(const HttpRequest& request,
 /// The 401 or 403 when `caller` may not use a route with this access; nullopt when they may.
 std::optional<HttpResponse> check_access(Access access, const Caller& caller);
 
-/// What every front of the API (the Api, the Gateway) does around its own dispatch: an engine
-/// that does not answer becomes 503, anything else unexpected 500, and the answer is counted in
-/// `metrics` under the route index `dispatch` sets (unmatched until it sets one).
 /// The answer to a request whose handling threw `error`: 503 for an engine that did not answer
 /// (StorageError), 500 for anything else; logged.
 HttpResponse failure_response(const HttpRequest& request, std::exception_ptr error);
 
+/// What every front of the API (the Api, the Gateway) does around its own dispatch: an engine
+/// that does not answer becomes 503, anything else unexpected 500, and the answer is counted in
+/// `metrics` under the route index `dispatch` sets (unmatched until it sets one).
 HttpResponse answer_and_record(const HttpRequest& request, Metrics& metrics,
                                const std::function<HttpResponse(size_t& route_index)>& dispatch);
 

@@ -46,8 +46,8 @@ struct Route {
   std::function<bool(const std::vector<std::pair<std::string, std::string>>& params)>
       answers_from_memory = nullptr;
   /// When every route blocks (the engines are remote): answers the same as `handler` without a
-  /// worker, from the I/O thread and the engine clients' own threads. Used when nothing before
-  /// the handler may block (no Idempotency-Key, rate limits not kept in a remote store).
+  /// worker, from the I/O thread and the engine clients' own threads (the rate limits are asked
+  /// without blocking too). Not used for a request with an Idempotency-Key (its store blocks).
   AsyncHandler async_handler = nullptr;
 };
 

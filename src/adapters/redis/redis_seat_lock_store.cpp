@@ -176,6 +176,15 @@ void async_calls(redis::Client& client, std::vector<Call> calls, CallsDone done)
 
 Result<Hold> no_hold() { return make_error(Errc::unavailable); }
 
+/// The section hold script's answers after which the buyer's claim and the hold index go: a
+/// refusal, or a section that lost its state (hold_with_claim_script does the same in Lua).
+bool gives_back(const Reply& reply) {
+  if (reply.type != Reply::Type::array || reply.elements.empty()) return false;
+  const auto& first = reply.elements[0];
+  if (first.type != Reply::Type::string && first.type != Reply::Type::status) return false;
+  return first.str == "unavailable" || first.str == "sold_out" || first.str == "lost";
+}
+
 /// A section script's call: ARGV starts with now and the retention of finished holds.
 Call section_call(const redis::Script& script, const std::vector<std::string>& keys, Timestamp now,
                   Millis retention, const std::vector<std::string>& args) {
@@ -279,8 +288,9 @@ void RedisSeatLockStore::raise_fence_floor(uint64_t fence) {
 Reply RedisSeatLockStore::run_section(const redis::Script& script, const EventInfo& event,
                                       uint32_t section, Timestamp now,
                                       std::vector<std::string> args) {
-  args.insert(args.begin(), {ms(now), std::to_string(options_.finished_hold_retention.count())});
-  Reply reply = client_.eval(script, event.keys[section], args);
+  Reply reply = std::move(run_calls(client_, {section_call(script, event.keys[section], now,
+                                                           options_.finished_hold_retention, args)})
+                              .front());
   if (outcome(reply) == "lost") throw LockStateLost(event.event().id);
   return reply;
 }
@@ -448,16 +458,7 @@ void RedisSeatLockStore::take_seats(const std::shared_ptr<PendingHold>& pending)
                 } catch (...) {
                   error = std::current_exception();
                 }
-                const bool lost = error && [&] {
-                  try {
-                    std::rethrow_exception(error);
-                  } catch (const LockStateLost&) {
-                    return true;
-                  } catch (...) {
-                    return false;
-                  }
-                }();
-                if (!lost && (error || answer->ok())) {
+                if (!gives_back(replies[0])) {
                   return pending->done(error, answer ? std::move(*answer) : no_hold());
                 }
                 // A refused hold gives its reservation back and leaves no index behind (refusals
