@@ -81,10 +81,13 @@ Result<std::vector<SectionAvailability>> BookingService::availability(const std:
   if (!find_event(event_id)) return not_found("event", event_id);
   const auto now = clock_.now();
   if (availability_max_age_.count() <= 0) return locks_.availability(event_id, now);
+  // The count's age by the steady clock: a wall clock stepped back would freeze it.
+  const auto counting = std::chrono::steady_clock::now();
   {
     std::shared_lock lock(availability_mutex_);
     const auto it = availability_counts_.find(event_id);
-    if (it != availability_counts_.end() && now - it->second.counted_at < availability_max_age_) {
+    if (it != availability_counts_.end() &&
+        counting - it->second.counted_at < availability_max_age_) {
       return it->second.sections;
     }
   }
@@ -92,7 +95,8 @@ Result<std::vector<SectionAvailability>> BookingService::availability(const std:
   if (counted) {
     std::unique_lock lock(availability_mutex_);
     auto& entry = availability_counts_[event_id];
-    if (entry.counted_at <= now) entry = {*counted, now};  // a slower, older count does not win
+    // A slower, older count does not win.
+    if (entry.counted_at <= counting) entry = {*counted, counting};
   }
   return counted;
 }
@@ -102,7 +106,7 @@ bool BookingService::availability_cached(const std::string& event_id) const {
   std::shared_lock lock(availability_mutex_);
   const auto it = availability_counts_.find(event_id);
   return it != availability_counts_.end() &&
-         clock_.now() - it->second.counted_at < availability_max_age_ / 2;
+         std::chrono::steady_clock::now() - it->second.counted_at < availability_max_age_ / 2;
 }
 
 Result<std::vector<SeatState>> BookingService::seats(const std::string& event_id,

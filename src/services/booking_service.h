@@ -3,6 +3,7 @@
 // against the ports only. The hot path (holds, availability) touches only the Seat Lock Store and
 // this process's cache of events; the Bookings DB is the arbiter at checkout.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -97,7 +98,7 @@ class BookingService {
  private:
   struct CountedAvailability {
     std::vector<SectionAvailability> sections;
-    Timestamp counted_at;
+    std::chrono::steady_clock::time_point counted_at;
   };
   Millis availability_max_age_{0};
   mutable std::shared_mutex availability_mutex_;

@@ -141,30 +141,27 @@ void PgConnection::prepare(const PgStatement& statement) {
   prepared_.emplace(name);
 }
 
-namespace {
-
 // libpq's view of a statement's parameters; points into the statement, which must outlive it.
-struct ParamArrays {
-  explicit ParamArrays(size_t size) {
-    values.reserve(size);
-    lengths.reserve(size);
-    formats.reserve(size);
+struct PgParamArrays {
+  explicit PgParamArrays(const PgStatement& statement) {
+    const auto& params = statement.params_;
+    values.reserve(params.size());
+    lengths.reserve(params.size());
+    formats.reserve(params.size());
+    for (const auto& param : params) {
+      values.push_back(param.value ? param.value->c_str() : nullptr);
+      lengths.push_back(param.value ? static_cast<int>(param.value->size()) : 0);
+      formats.push_back(param.binary ? 1 : 0);
+    }
   }
   std::vector<const char*> values;
   std::vector<int> lengths;
   std::vector<int> formats;
 };
 
-}  // namespace
-
 PgResult PgConnection::run(const PgStatement& statement) {
   prepare(statement);
-  ParamArrays arrays(statement.params_.size());
-  for (const auto& param : statement.params_) {
-    arrays.values.push_back(param.value ? param.value->c_str() : nullptr);
-    arrays.lengths.push_back(param.value ? static_cast<int>(param.value->size()) : 0);
-    arrays.formats.push_back(param.binary ? 1 : 0);
-  }
+  const PgParamArrays arrays(statement);
   const std::string name(statement.query().name);
   PGresult* result = PQexecPrepared(conn_, name.c_str(), static_cast<int>(arrays.values.size()),
                                     arrays.values.data(), arrays.lengths.data(),
@@ -183,12 +180,7 @@ std::vector<PgAnswer> PgConnection::pipeline(const std::vector<PgStatement>& sta
   }
   // From here on, any surprise leaves the connection mid-pipeline: it is given up (lose).
   for (const auto& statement : statements) {
-    ParamArrays arrays(statement.params_.size());
-    for (const auto& param : statement.params_) {
-      arrays.values.push_back(param.value ? param.value->c_str() : nullptr);
-      arrays.lengths.push_back(param.value ? static_cast<int>(param.value->size()) : 0);
-      arrays.formats.push_back(param.binary ? 1 : 0);
-    }
+    const PgParamArrays arrays(statement);
     // Copied into libpq's output buffer (flushed as it fills; while a send would block, libpq
     // reads what the server answers, so neither side can stall the other).
     if (PQsendQueryPrepared(conn_, std::string(statement.query().name).c_str(),
@@ -266,9 +258,14 @@ void PgConnection::fail(std::string_view name, PGresult* result) {
     // Our cache of prepared names and the server disagree: a bug here, not a server failure.
     crash(name, message);
   }
-  const std::string what = "postgres: " + std::string(name) + ": " + message +
+  throw_pg_error(name, message, sqlstate, constraint);
+}
+
+void throw_pg_error(std::string_view statement, std::string_view message,
+                    const std::string& sqlstate, std::string constraint) {
+  const std::string what = "postgres: " + std::string(statement) + ": " + std::string(message) +
                            (sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")");
-  if (sqlstate == "23505") throw PgUniqueViolation(what, constraint);
+  if (sqlstate == "23505") throw PgUniqueViolation(what, std::move(constraint));
   if (sqlstate == "40001" || sqlstate == "40P01") throw PgRetryable(what);
   throw StorageError(what);
 }

@@ -52,6 +52,12 @@ class PgRetryable : public StorageError {
   using StorageError::StorageError;
 };
 
+// Throws what a failed statement throws for this SQLSTATE (PgUniqueViolation, PgRetryable, else
+// StorageError), its message naming the statement: also for errors a function reports in its
+// result instead of raising them.
+[[noreturn]] void throw_pg_error(std::string_view statement, std::string_view message,
+                                 const std::string& sqlstate, std::string constraint = {});
+
 // A bytea parameter, sent in binary so that any byte survives.
 struct PgBytes {
   std::string_view bytes;
@@ -94,6 +100,7 @@ class PgStatement {
 
  private:
   friend class PgConnection;
+  friend struct PgParamArrays;
   struct Param {
     std::optional<std::string> value;
     bool binary = false;

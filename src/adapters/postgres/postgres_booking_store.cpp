@@ -301,9 +301,10 @@ PgStatement checkout_statement(const CheckoutRequest& request) {
   // check_hold_shape stays the one judge of a hold's shape: the function is told which kind of
   // section the shape fits (at most one: a general hold names no seats, a reserved one names as
   // many as its quantity, at least one) and refuses the hold in a section of another kind.
-  const char* shape_fits = !check_hold_shape(hold, SectionKind::reserved)  ? "reserved"
-                           : !check_hold_shape(hold, SectionKind::general) ? "general"
-                                                                           : "";
+  const SectionKind likely = hold.seats.empty() ? SectionKind::general : SectionKind::reserved;
+  const char* shape_fits = !check_hold_shape(hold, likely)
+                               ? (likely == SectionKind::reserved ? "reserved" : "general")
+                               : "";
   return PgStatement(kCheckout, request.booking_id, hold.event_id, hold.id, hold.buyer,
                      hold.section, hold.quantity, hold.amount, hold.currency,
                      request.payment_method, static_cast<int64_t>(hold.fence),
@@ -350,12 +351,8 @@ Result<Booking> checkout_answer(const CheckoutRequest& request, const PgResult& 
   } else if (outcome == "error") {
     // Raised as the failed statement would have been (pg_connection.h): a deadlock or a
     // serialization failure is retried by commit_batch.
-    const std::string sqlstate = detail.substr(0, 5);
-    const std::string what = "postgres: " + std::string(kCheckout.name) + ": " +
-                             (detail.size() > 6 ? detail.substr(6) : detail) + " (SQLSTATE " +
-                             sqlstate + ")";
-    if (sqlstate == "40001" || sqlstate == "40P01") throw PgRetryable(what);
-    throw StorageError(what);
+    throw_pg_error(kCheckout.name, detail.size() > 6 ? detail.substr(6) : detail,
+                   detail.substr(0, 5));
   }
   throw StorageError("postgres: " + std::string(kCheckout.name) + " answered \"" + outcome +
                      "\" (" + detail + ") for hold " + hold.id);
