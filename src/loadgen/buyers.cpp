@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "domain/time.h"
+#include "loadgen/arrivals.h"
 #include "loadgen/connection_pool.h"
 
 namespace boxoffice::loadgen {
@@ -642,24 +643,23 @@ net::awaitable<void> run_open(Sale& d) {
   // Shared with every buyer's completion: a buyer destroyed at shutdown still gives its
   // connection back to a live pool.
   auto shared = std::make_shared<ConnectionPool>(executor, d.origin, d.concurrency, &d.recorder);
-  net::steady_timer timer(executor);
   uint64_t live = 0;
-  const std::chrono::duration<double> gap{1.0 / *d.rate_per_second};
-  for (uint64_t index = 0; index < d.plan.buyers; ++index) {
-    const auto intended = d.sale_opened + std::chrono::duration_cast<Steady::duration>(
-                                              gap * static_cast<double>(index));
-    if (d.admit_until && intended >= *d.admit_until) break;
-    timer.expires_at(intended);
-    co_await timer.async_wait(net::use_awaitable);
-    d.arrival_lag.push_back(std::chrono::duration_cast<Micros>(Steady::now() - intended));
-    ++d.buyers_started;
-    ++live;
-    net::co_spawn(executor, buyer(d, *shared, index, intended),
-                  [&d, &live, shared, keep = d.shared_from_this()](std::exception_ptr e) {
-                    --live;
-                    if (e && !d.buyer_error) d.buyer_error = e;
-                  });
-  }
+  co_await pace_arrivals(
+      {.first = d.sale_opened,
+       .per_second = *d.rate_per_second,
+       .stop = d.admit_until.value_or(Steady::time_point::max()),
+       .count = d.plan.buyers},
+      [&](uint64_t index, Steady::time_point intended) {
+        d.arrival_lag.push_back(std::chrono::duration_cast<Micros>(Steady::now() - intended));
+        ++d.buyers_started;
+        ++live;
+        net::co_spawn(executor, buyer(d, *shared, index, intended),
+                      [&d, &live, shared, keep = d.shared_from_this()](std::exception_ptr e) {
+                        --live;
+                        if (e && !d.buyer_error) d.buyer_error = e;
+                      });
+        return true;
+      });
   while (live > 0) co_await sleep_for(std::chrono::milliseconds{20});
   if (d.buyer_error) std::rethrow_exception(d.buyer_error);
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <sstream>
 
+#include "loadgen/arrivals.h"
 #include "loadgen/connection_pool.h"
 #include "loadgen/route_report.h"
 #include "loadgen/sale_state.h"
@@ -175,32 +176,27 @@ struct Run : std::enable_shared_from_this<Run> {
     auto executor = co_await net::this_coro::executor;
     auto pool =
         std::make_shared<ConnectionPool>(executor, options.origin, options.concurrency, &recorder);
-    net::steady_timer timer(executor);
     uint64_t live = 0;
     std::exception_ptr failure;
-    const std::chrono::duration<double> gap{1.0 / *options.rate_per_second};
-    const auto opened = Steady::now();
-    for (uint64_t i = 0;; ++i) {
-      const auto intended =
-          opened + std::chrono::duration_cast<Steady::duration>(gap * static_cast<double>(i));
-      if (intended >= end_at) break;
-      timer.expires_at(intended);
-      co_await timer.async_wait(net::use_awaitable);
-      if (intended >= measure_from) {
-        arrival_lag.push_back(std::chrono::duration_cast<Micros>(Steady::now() - intended));
-      }
-      const auto block = take_block();
-      if (!block) {
-        ++out_of_seats;
-        break;
-      }
-      ++live;
-      net::co_spawn(executor, operate(*pool, *block, intended),
-                    [&live, &failure, pool, keep = shared_from_this()](std::exception_ptr e) {
-                      --live;
-                      if (e && !failure) failure = e;
-                    });
-    }
+    co_await pace_arrivals(
+        {.first = Steady::now(), .per_second = *options.rate_per_second, .stop = end_at},
+        [&](uint64_t, Steady::time_point intended) {
+          if (intended >= measure_from) {
+            arrival_lag.push_back(std::chrono::duration_cast<Micros>(Steady::now() - intended));
+          }
+          const auto block = take_block();
+          if (!block) {
+            ++out_of_seats;
+            return false;
+          }
+          ++live;
+          net::co_spawn(executor, operate(*pool, *block, intended),
+                        [&live, &failure, pool, keep = shared_from_this()](std::exception_ptr e) {
+                          --live;
+                          if (e && !failure) failure = e;
+                        });
+          return true;
+        });
     while (live > 0) co_await sleep_for(kDrainPoll);
     if (failure) std::rethrow_exception(failure);
   }
