@@ -1,5 +1,6 @@
 #include "contract/seat_lock_store_contract.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <random>
@@ -362,6 +363,101 @@ TEST_P(SeatLockStoreContract, AMillionSeatEventWorksLikeASmallOne) {
   auto exact = store->hold(request(e, "bob", seats({"bowl:R999:1000"})));
   ASSERT_TRUE(exact.ok());
   EXPECT_EQ(section_of(*store, e, "bowl").available, 1'000'000u - 5);
+}
+
+// Best available is only as right as the store's idea of each row's longest free run: random
+// holds and releases, checked against a model of the seats after every step.
+TEST_P(SeatLockStoreContract, BestAvailableFollowsEveryChangeOfEachRowsLongestFreeRun) {
+  Event e = concert();
+  e.max_seats_per_buyer = 8;
+  constexpr int kRows = 5, kSeats = 10;
+  Section hall{"hall", "Hall", SectionKind::reserved, 0, 1000, {}};
+  for (int r = 0; r < kRows; ++r) hall.rows.push_back({std::string(1, char('A' + r)), kSeats});
+  e.sections = {hall};
+  ASSERT_FALSE(validate_and_normalize(e).has_value());
+  open_event(*store, e);
+
+  bool taken[kRows][kSeats] = {};
+  const auto id = [](int r, int s) {
+    return "hall:" + std::string(1, char('A' + r)) + ":" + std::to_string(s + 1);
+  };
+  const auto where = [](const std::string& seat) {  // "hall:C:7" -> {2, 6}
+    const auto colon = seat.rfind(':');
+    return std::pair{seat[colon - 1] - 'A', std::stoi(seat.substr(colon + 1)) - 1};
+  };
+  const auto longest = [&](int r) {
+    int best = 0, run = 0;
+    for (int s = 0; s < kSeats; ++s) best = std::max(best, run = taken[r][s] ? 0 : run + 1);
+    return best;
+  };
+  std::vector<Hold> live;
+  std::mt19937 rng(7);
+  int buyer = 0;
+  for (int step = 0; step < 400; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const auto dice = rng() % 10;
+    if (dice < 4) {  // exact seats: one to three, anywhere in a row
+      const int r = int(rng() % kRows);
+      std::set<int> picked;
+      for (int k = 1 + int(rng() % 3); k > 0; --k) picked.insert(int(rng() % kSeats));
+      std::vector<std::string> ids;
+      bool free = true;
+      for (int s : picked) {
+        ids.push_back(id(r, s));
+        free = free && !taken[r][s];
+      }
+      auto hold = store->hold(request(e, "b" + std::to_string(buyer++), seats(ids)));
+      ASSERT_EQ(hold.ok(), free);
+      if (!free) continue;
+      for (int s : picked) taken[r][s] = true;
+      live.push_back(*hold);
+    } else if (dice < 7) {  // a release
+      if (live.empty()) continue;
+      const auto k = rng() % live.size();
+      ASSERT_TRUE(store->release(live[k].id, t0).ok());
+      for (const auto& seat : live[k].seats) {
+        const auto [r, s] = where(seat);
+        taken[r][s] = false;
+      }
+      live.erase(live.begin() + long(k));
+    } else {  // best available
+      const int n = 1 + int(rng() % 8);
+      int row = -1, free = 0;
+      for (int r = 0; r < kRows && row < 0; ++r) {
+        if (longest(r) >= n) row = r;
+      }
+      for (int r = 0; r < kRows; ++r) free += int(std::count(taken[r], taken[r] + kSeats, false));
+      auto hold = store->hold(request(e, "b" + std::to_string(buyer++), quantity("hall", n)));
+      if (free < n) {
+        ASSERT_FALSE(hold.ok());
+        EXPECT_EQ(hold.error().code, Errc::sold_out);
+        continue;
+      }
+      ASSERT_TRUE(hold.ok()) << n << " seats";
+      ASSERT_EQ(hold->seats.size(), size_t(n));
+      std::vector<std::pair<int, int>> got;
+      for (const auto& seat : hold->seats) got.push_back(where(seat));
+      if (row >= 0) {  // n adjacent seats in the front-most row that has them
+        for (int k = 0; k < n; ++k) {
+          EXPECT_EQ(got[k].first, row) << hold->seats[k];
+          EXPECT_EQ(got[k].second, got[0].second + k) << hold->seats[k];
+        }
+      } else {  // no row has them: the n free seats nearest the front
+        std::vector<std::pair<int, int>> front;
+        for (int r = 0; r < kRows && int(front.size()) < n; ++r) {
+          for (int s = 0; s < kSeats && int(front.size()) < n; ++s) {
+            if (!taken[r][s]) front.push_back({r, s});
+          }
+        }
+        EXPECT_EQ(got, front);
+      }
+      for (const auto& [r, s] : got) {
+        ASSERT_FALSE(taken[r][s]) << id(r, s);
+        taken[r][s] = true;
+      }
+      live.push_back(*hold);
+    }
+  }
 }
 
 TEST_P(SeatLockStoreContract, SeatsFarApartAndSeatsOutOfOrderAreEachJudgedAndMarked) {
