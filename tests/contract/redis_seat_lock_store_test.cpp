@@ -205,14 +205,24 @@ TEST(RedisSeatLockStore, ARefusedHoldLeavesNothingBehind) {
     EXPECT_EQ(store.get_hold(refused->hold_id, t0).error().code, Errc::not_found);
   }
   // No index for the refused holds, no claims left for the refused buyers (alice keeps hers).
+  const auto indexed = [&](const std::string& id) {
+    const auto key = store.index_key(id);
+    // 1: the entry, 10: its forget-by time.
+    return server.command({"HEXISTS", key, id}).integer +
+           (server.command({"ZSCORE", key + ":f", id}).is_nil() ? 0 : 10);
+  };
   for (const auto* refused : {&sold_out, &over_cap, &taken_again}) {
-    EXPECT_EQ(server.command({"EXISTS", "bo:sl:hold:{" + refused->hold_id + "}"}).integer, 0);
+    EXPECT_EQ(indexed(refused->hold_id), 0) << "neither entry nor forget-by time";
   }
-  EXPECT_EQ(server.command({"EXISTS", "bo:sl:hold:{" + taken.hold_id + "}"}).integer, 1);
-  for (const char* pattern : {"*:c:bob", "*:c:dave"}) {
-    EXPECT_TRUE(server.command({"KEYS", pattern}).elements.empty()) << pattern;
+  EXPECT_EQ(indexed(taken.hold_id), 11) << "an entry and its forget-by time";
+  for (const char* buyer : {"bob", "dave"}) {
+    EXPECT_EQ(server.command({"HEXISTS", store.claims_key(e.id, buyer), buyer}).integer, 0)
+        << buyer;
   }
-  EXPECT_EQ(server.command({"KEYS", "*:c:alice"}).elements.size(), 1u);
+  EXPECT_EQ(server.command({"HEXISTS", store.claims_key(e.id, "alice"), "alice"}).integer, 1);
+  // A field per buyer and an entry per hold, in hashes: no key of their own.
+  EXPECT_TRUE(server.command({"KEYS", "*hld_*"}).elements.empty());
+  EXPECT_TRUE(server.command({"KEYS", "*alice*"}).elements.empty());
   // The released cap is usable at once.
   ASSERT_TRUE(store.release(first->id, t0).ok());
   EXPECT_TRUE(store.hold(request(e, "alice", quantity("s1", 8))).ok());
@@ -238,7 +248,7 @@ TEST(RedisSeatLockStore, WhereAHoldLivesIsRememberedOnlyWithinItsBound) {
   }
   // With the index gone, only the holds remembered here (the 2 latest) are still found: the
   // index entry is read only for holds this store did not make or see.
-  for (const auto& id : ids) server.command({"DEL", "bo:sl:hold:{" + id + "}"});
+  for (const auto& id : ids) server.command({"HDEL", store.index_key(id), id});
   EXPECT_EQ(store.get_hold(ids[0], t0).error().code, Errc::not_found);
   for (size_t i = 1; i < ids.size(); ++i) {
     auto found = store.get_hold(ids[i], t0);
@@ -250,6 +260,39 @@ TEST(RedisSeatLockStore, WhereAHoldLivesIsRememberedOnlyWithinItsBound) {
   ASSERT_TRUE(store.begin_checkout(ids[2], t0).ok());
   ASSERT_TRUE(store.mark_sold(ids[2], t0).ok());
   EXPECT_EQ(counts(store, e, "s0").sold, 1u);
+}
+
+// The hold index is a field per hold in a few hashes (no key, no TTL per hold): the sweep forgets
+// entries past their forget-by time, a few buckets per call, and keeps a checked-out hold's.
+TEST(RedisSeatLockStore, TheSweepForgetsIndexEntriesPastTheirTimeAndKeepsCheckedOutOnes) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStoreOptions options;
+  options.located_holds_max = 0;  // every lookup reads the index
+  options.index_buckets = 16;
+  RedisSeatLockStore store(client, options);
+  const auto e = stadium(2);
+  open_event(store, e);
+  auto released = store.hold(request(e, "alice", one_seat("s0", 1)));
+  auto booked = store.hold(request(e, "bob", one_seat("s0", 2)));
+  ASSERT_TRUE(released.ok());
+  ASSERT_TRUE(booked.ok());
+  ASSERT_TRUE(store.release(released->id, t0).ok());
+  ASSERT_TRUE(store.begin_checkout(booked->id, t0).ok());
+  const auto forget_by = [&](const std::string& id) {
+    return server.command({"ZSCORE", store.index_key(id) + ":f", id});
+  };
+  ASSERT_FALSE(forget_by(released->id).is_nil());
+  EXPECT_TRUE(forget_by(booked->id).is_nil()) << "a checked-out hold's entry is kept";
+  // Time passes for the released hold's entry: one turn of the sweep over every bucket.
+  server.command({"ZADD", store.index_key(released->id) + ":f", "1", released->id});
+  for (int i = 0; i < 2; ++i) (void)store.sweep_expired(t0, 100);  // 8 buckets per call
+  EXPECT_EQ(server.command({"HEXISTS", store.index_key(released->id), released->id}).integer, 0);
+  EXPECT_TRUE(forget_by(released->id).is_nil());
+  EXPECT_EQ(store.get_hold(released->id, t0).error().code, Errc::not_found);
+  auto still = store.get_hold(booked->id, t0);
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->status, HoldStatus::checked_out);
 }
 
 TEST(RedisSeatLockStore, ALostBuyerCapIsDetectedAndRebuiltAlone) {

@@ -214,26 +214,68 @@ local function open(limit)
 end
 )lua";
 
+// The shared start of every buyer-claims script. A bucket's claims are one hash, one field per
+// buyer: "hold=state|quantity|expires;..." (state a: active until expires, b: booked, expires 0).
+// A field per buyer rather than a key per buyer: Redis's keyspace grows with the buckets, not with
+// the buyers (a flash sale of 500,000 buyers rehashed the keyspace mid-sale; see the store).
+constexpr const char* kClaimsPrelude = R"lua(
+local function read_claims(key, buyer)
+  local list = {}
+  local text = redis.call('HGET', key, buyer)
+  if text then
+    for hold, claim in string.gmatch(text, '([^;=]+)=([^;]+)') do
+      list[#list + 1] = {hold, claim}
+    end
+  end
+  return list
+end
+local function write_claims(key, buyer, list)
+  if #list == 0 then
+    redis.call('HDEL', key, buyer)
+    return
+  end
+  local parts = {}
+  for i, c in ipairs(list) do parts[i] = c[1] .. '=' .. c[2] end
+  redis.call('HSET', key, buyer, table.concat(parts, ';'))
+end
+-- Sets the buyer's claim of `hold` to `value` ('' drops it).
+local function set_claim(key, buyer, hold, value)
+  local kept = {}
+  for _, c in ipairs(read_claims(key, buyer)) do
+    if c[1] ~= hold then kept[#kept + 1] = c end
+  end
+  if value ~= '' then kept[#kept + 1] = {hold, value} end
+  write_claims(key, buyer, kept)
+end
+)lua";
 }  // namespace
 
 std::string section_script(const char* body) { return std::string(kPrelude) + body; }
 
+std::string claims_script(const char* body) { return std::string(kClaimsPrelude) + body; }
+
 namespace {
 const char* const kHoldWithClaimMain = R"lua(
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local reserved = reserve_claim({KEYS[2], KEYS[3]}, {ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[11], ARGV[3], ARGV[1])
+local function forget_index()
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[11], ARGV[1])
+end
+local reserved = reserve_claim({KEYS[2], KEYS[3]}, {ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+                                                    ARGV[9]})
 if reserved[1] ~= 'ok' then
-  redis.call('DEL', KEYS[1])
+  forget_index()
   return reserved
 end
 local section_keys, section_args = {}, {}
 for i = 4, 10 do section_keys[#section_keys + 1] = KEYS[i] end
-for i = 8, #ARGV do section_args[#section_args + 1] = ARGV[i] end
+for i = 10, #ARGV do section_args[#section_args + 1] = ARGV[i] end
 local taken = hold_seats(section_keys, section_args)
 local outcome = taken[1]
 if outcome == 'unavailable' or outcome == 'sold_out' or outcome == 'lost' then
-  redis.call('HDEL', KEYS[3], ARGV[4])
-  redis.call('DEL', KEYS[1])
+  set_claim(KEYS[3], ARGV[9], ARGV[1], '')
+  forget_index()
 end
 return taken
 )lua";
@@ -241,9 +283,9 @@ return taken
 
 std::string hold_with_claim_script() {
   // Each script becomes a function whose parameters shadow KEYS and ARGV.
-  return "local function reserve_claim(KEYS, ARGV)\n" + std::string(kReserveClaimScript) +
-         "\nend\nlocal function hold_seats(KEYS, ARGV)\n" + section_script(kHoldScript) +
-         "\nend\n" + kHoldWithClaimMain;
+  return std::string(kClaimsPrelude) + "local function reserve_claim(KEYS, ARGV)\n" +
+         kReserveClaimScript + "\nend\nlocal function hold_seats(KEYS, ARGV)\n" +
+         section_script(kHoldScript) + "\nend\n" + kHoldWithClaimMain;
 }
 
 // ARGV[3..]: hold id, buyer, quantity, expires_at, fence floor, for_waitlist (0/1),
@@ -499,40 +541,64 @@ if ARGV[4] == '1' then redis.call('HSET', M, 'ready', 1) end
 return {'ok'}
 )lua";
 
-// Buyer claims: KEYS[1] the bucket's ready marker, KEYS[2] the buyer's claims hash (hold id ->
-// "a|quantity|expires_at" for an active hold, "b|quantity|0" for a booked one).
-// ARGV: now, hold id, quantity, cap, expires_at. Drops the buyer's active claims expired at now,
-// then reserves the quantity if the cap allows.
-// Replies: {"ok"} | {"limit", seats already claimed} | {"lost"}.
+// KEYS[1]: the bucket's ready marker, KEYS[2]: its claims hash. ARGV: now, hold id, quantity,
+// cap, expires_at, buyer. Drops the buyer's active claims expired at now, then refuses when the
+// buyer's other claims plus this quantity pass the cap, else claims it (active until expires_at).
+// Replies: {"ok"} | {"limit", held} | {"lost"}.
 const char* const kReserveClaimScript = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
-local now, q, cap = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local claims = redis.call('HGETALL', KEYS[2])
-local has = 0
-for i = 1, #claims, 2 do
-  local state, quantity, expires = string.match(claims[i + 1], '^(%a)|(%d+)|(%d+)$')
+local now, q, cap, buyer = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[6]
+local live, others, has, dropped = {}, {}, 0, false
+for _, c in ipairs(read_claims(KEYS[2], buyer)) do
+  local state, quantity, expires = string.match(c[2], '^(%a)|(%d+)|(%d+)$')
   if state == 'a' and tonumber(expires) <= now then
-    redis.call('HDEL', KEYS[2], claims[i])
-  elseif claims[i] ~= ARGV[2] then
-    has = has + tonumber(quantity)
+    dropped = true
+  else
+    live[#live + 1] = c
+    if c[1] ~= ARGV[2] then
+      has = has + tonumber(quantity)
+      others[#others + 1] = c
+    end
   end
 end
-if has + q > cap then return {'limit', has} end
-redis.call('HSET', KEYS[2], ARGV[2], 'a|' .. ARGV[3] .. '|' .. ARGV[5])
+if has + q > cap then
+  if dropped then write_claims(KEYS[2], buyer, live) end
+  return {'limit', has}
+end
+others[#others + 1] = {ARGV[2], 'a|' .. ARGV[3] .. '|' .. ARGV[5]}
+write_claims(KEYS[2], buyer, others)
 return {'ok'}
 )lua";
 
-// KEYS[1] the bucket's ready marker, KEYS[2..] buyer claims hashes. ARGV[1]: last chunk (0/1),
-// then per claim: key index (into KEYS), hold id, quantity. A ready bucket is left as it is;
-// otherwise claims from the bookings store are written as booked and the last chunk marks the
-// bucket ready. Replies: {"ok"} | {"ready"}.
+// KEYS[1]: the bucket's ready marker, KEYS[2]: its claims hash. ARGV[1]: last chunk (0/1), then
+// per claim: buyer, hold id, quantity. A ready bucket is left as it is; otherwise claims from the
+// bookings store are written as booked and the last chunk marks the bucket ready.
+// Replies: {"ok"} | {"ready"}.
 const char* const kRestoreClaimsScript = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'ready'} end
 for i = 2, #ARGV, 3 do
-  redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 'b|' .. ARGV[i + 2] .. '|0')
+  set_claim(KEYS[2], ARGV[i], ARGV[i + 1], 'b|' .. ARGV[i + 2] .. '|0')
 end
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], '1') end
 return {'ok'}
+)lua";
+
+// KEYS[1]: a claims hash. ARGV: buyer, hold id, the claim ("a|quantity|expires_at", "b|quantity|0",
+// or empty to drop it). Replies: {"ok"}.
+const char* const kSetClaimScript = R"lua(
+set_claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return {'ok'}
+)lua";
+
+// KEYS[1]: a bucket of the hold index, KEYS[2]: its forget-by ZSET. ARGV: now (ms, the store's
+// clock), limit. Forgets the entries due. Replies: the number forgotten.
+const char* const kForgetIndexScript = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(due) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return #due
 )lua";
 
 }  // namespace boxoffice::redis_seat_locks

@@ -19,7 +19,7 @@ using redis::Reply;
 namespace scripts = redis_seat_locks;
 
 // Hold-index entries outlive what they point to by this much, on top of the hold's own time and
-// the retention of finished holds: a key TTL only forgets, it never decides expiry.
+// the retention of finished holds: forgetting an entry never decides expiry.
 constexpr int64_t kIndexMarginMs = 60 * 60 * 1000;
 // A hold whose checkout is undone may wait up to this long again before it expires.
 constexpr int64_t kAbortedCheckoutWindowMs = 60 * 60 * 1000;
@@ -27,6 +27,16 @@ constexpr int64_t kAbortedCheckoutWindowMs = 60 * 60 * 1000;
 constexpr size_t kSweepScriptHoldsMax = 1'000'000;
 // Hold-index entries written per pipeline by restore().
 constexpr size_t kRestoreIndexBatch = 512;
+// Hold-index buckets cleaned per sweep_expired() call, and entries forgotten per bucket.
+constexpr uint32_t kIndexBucketsPerSweep = 8;
+constexpr size_t kIndexForgetPerBucket = 512;
+
+// The clock the hold index is forgotten by (what key TTLs used): the store's, not a caller's `now`.
+int64_t index_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 // Section kinds as the scripts name them.
 constexpr std::string_view kReserved = "reserved";
 constexpr std::string_view kGeneral = "general";
@@ -107,12 +117,18 @@ void append_u32(std::string& out, uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(value >> shift));
 }
 
+}  // namespace
+
 /// One call of a pipeline: a plain command, or a script with its keys and arguments.
-struct Call {
+struct redis_seat_locks::Call {
   const redis::Script* script = nullptr;
   std::vector<std::string> keys;
   std::vector<std::string> args;
 };
+
+namespace {
+
+using redis_seat_locks::Call;
 
 /// The command of a call: EVALSHA, or EVAL with the body (for a node that answered NOSCRIPT).
 std::vector<std::string> command_of(const Call& call, bool with_body) {
@@ -207,8 +223,10 @@ struct RedisSeatLockStore::Scripts {
   redis::Script seat_map{scripts::section_script(scripts::kSeatMapScript)};
   redis::Script sweep{scripts::section_script(scripts::kSweepScript)};
   redis::Script restore_section{scripts::section_script(scripts::kRestoreSectionScript)};
-  redis::Script reserve_claim{scripts::kReserveClaimScript};
-  redis::Script restore_claims{scripts::kRestoreClaimsScript};
+  redis::Script reserve_claim{scripts::claims_script(scripts::kReserveClaimScript)};
+  redis::Script restore_claims{scripts::claims_script(scripts::kRestoreClaimsScript)};
+  redis::Script set_claim{scripts::claims_script(scripts::kSetClaimScript)};
+  redis::Script forget_index{scripts::kForgetIndexScript};
   redis::Script hold_with_claim{scripts::hold_with_claim_script()};
 };
 
@@ -231,8 +249,10 @@ struct RedisSeatLockStore::EventInfo {
 
 RedisSeatLockStore::RedisSeatLockStore(redis::Client& client, RedisSeatLockStoreOptions options)
     : client_(client), options_(std::move(options)), scripts_(std::make_unique<const Scripts>()) {
-  if (options_.buyer_buckets == 0 || options_.restore_claims_per_script == 0) {
-    throw StorageError("redis seat locks: buyer_buckets and restore_claims_per_script must be > 0");
+  if (options_.buyer_buckets == 0 || options_.restore_claims_per_script == 0 ||
+      options_.index_buckets == 0) {
+    throw StorageError(
+        "redis seat locks: buyer_buckets, index_buckets and restore_claims_per_script must be > 0");
   }
   if (options_.key_prefix.find_first_of("{}") != std::string::npos) {
     throw StorageError("redis seat locks: the key prefix may not contain braces");
@@ -272,11 +292,36 @@ uint32_t RedisSeatLockStore::bucket_of(const std::string& buyer) const {
 
 std::string RedisSeatLockStore::claims_key(const std::string& event_id,
                                            const std::string& buyer) const {
-  return bucket_tag(event_id, bucket_of(buyer)) + "c:" + buyer;
+  return bucket_tag(event_id, bucket_of(buyer)) + "c";
+}
+
+Call RedisSeatLockStore::claim_call(const std::string& event_id, const std::string& buyer,
+                                    const std::string& hold_id, std::string claim) const {
+  return Call{
+      &scripts_->set_claim, {claims_key(event_id, buyer)}, {buyer, hold_id, std::move(claim)}};
+}
+
+std::string RedisSeatLockStore::index_bucket_key(uint32_t bucket) const {
+  return options_.key_prefix + "idx:{" + std::to_string(bucket) + "}";
 }
 
 std::string RedisSeatLockStore::index_key(const std::string& hold_id) const {
-  return options_.key_prefix + "hold:{" + hold_id + "}";
+  return index_bucket_key(static_cast<uint32_t>(fnv1a(hold_id) % options_.index_buckets));
+}
+
+Call RedisSeatLockStore::forget_index_after(const std::string& hold_id, int64_t after_ms) const {
+  return Call{
+      nullptr,
+      {},
+      {"ZADD", index_key(hold_id) + ":f", std::to_string(index_clock_ms() + after_ms), hold_id}};
+}
+
+Call RedisSeatLockStore::keep_index(const std::string& hold_id) const {
+  return Call{nullptr, {}, {"ZREM", index_key(hold_id) + ":f", hold_id}};
+}
+
+std::vector<Call> RedisSeatLockStore::drop_index(const std::string& hold_id) const {
+  return {Call{nullptr, {}, {"HDEL", index_key(hold_id), hold_id}}, keep_index(hold_id)};
 }
 
 void RedisSeatLockStore::raise_fence_floor(uint64_t fence) {
@@ -374,20 +419,24 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
   const std::string marker = bucket_tag(event.id, bucket_of(request.buyer)) + "ready";
   const int64_t index_ttl_ms = std::max<int64_t>(0, (request.expires_at - request.now).count()) +
                                options_.finished_hold_retention.count() + kIndexMarginMs;
-  std::vector<std::string> index_entry{index_key(request.hold_id),
-                                       event.id + "\n" + section_def.id + "\n" +
-                                           std::to_string(pending->quantity) + "\n" + request.buyer,
-                                       std::to_string(index_ttl_ms)};
-  std::vector<std::string> reserve_args{
-      ms(request.now), request.hold_id, std::to_string(pending->quantity),
-      std::to_string(request.buyer_seats_max), ms(request.expires_at)};
+  const std::string index = index_key(request.hold_id);
+  std::string index_entry = event.id + "\n" + section_def.id + "\n" +
+                            std::to_string(pending->quantity) + "\n" + request.buyer;
+  std::string forget_at = std::to_string(index_clock_ms() + index_ttl_ms);
+  std::vector<std::string> reserve_args{ms(request.now),
+                                        request.hold_id,
+                                        std::to_string(pending->quantity),
+                                        std::to_string(request.buyer_seats_max),
+                                        ms(request.expires_at),
+                                        request.buyer};
 
   if (!client_.cluster()) {
     // One server: the whole hold is one script, one round trip.
-    Call call{&scripts_->hold_with_claim, {index_entry[0], marker, pending->claims}, {}};
+    Call call{&scripts_->hold_with_claim, {index, marker, pending->claims}, {}};
     const auto& section_keys = pending->info->keys[pending->section];
     call.keys.insert(call.keys.end(), section_keys.begin(), section_keys.end());
-    call.args = {std::move(index_entry[1]), std::move(index_entry[2])};
+    call.keys.push_back(index + ":f");
+    call.args = {request.hold_id, std::move(index_entry), std::move(forget_at)};
     call.args.insert(call.args.end(), reserve_args.begin(), reserve_args.end());
     call.args.insert(call.args.end(), pending->hold_args.begin(), pending->hold_args.end());
     return async_calls(client_, {std::move(call)},
@@ -404,36 +453,36 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
                        });
   }
 
-  // A Cluster: the index and the claim (the buyer's slot), then the section (its own slot).
-  async_calls(
-      client_,
-      {Call{nullptr,
-            {},
-            {"SET", index_entry[0], std::move(index_entry[1]), "PX", std::move(index_entry[2])}},
-       Call{&scripts_->reserve_claim, {marker, pending->claims}, std::move(reserve_args)}},
-      [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
-        if (error) return pending->done(error, no_hold());
-        std::optional<Result<Hold>> refused;
-        try {
-          expect_ok(replies[0]);
-          const auto reserved = outcome(replies[1]);
-          if (reserved == "lost") {
-            error = std::make_exception_ptr(LockStateLost(pending->request.event_id));
-          } else if (reserved == "limit") {
-            refused.emplace(limit_error(*pending, replies[1]));
-          } else if (reserved != "ok") {
-            throw StorageError("redis seat locks: reserve answered " + reserved);
-          }
-        } catch (...) {
-          return pending->done(std::current_exception(), no_hold());
-        }
-        if (error || refused) {
-          // No reservation was made: only the index goes.
-          return finish_hold(pending, {{"DEL", index_key(pending->request.hold_id)}}, error,
-                             refused ? std::move(*refused) : no_hold());
-        }
-        take_seats(pending);
-      });
+  // A Cluster: the index (its bucket's slot) and the claim (the buyer's), then the section (its
+  // own slot).
+  async_calls(client_,
+              {Call{nullptr, {}, {"HSET", index, request.hold_id, std::move(index_entry)}},
+               Call{nullptr, {}, {"ZADD", index + ":f", std::move(forget_at), request.hold_id}},
+               Call{&scripts_->reserve_claim, {marker, pending->claims}, std::move(reserve_args)}},
+              [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
+                if (error) return pending->done(error, no_hold());
+                std::optional<Result<Hold>> refused;
+                try {
+                  expect_ok(replies[0]);
+                  expect_ok(replies[1]);
+                  const auto reserved = outcome(replies[2]);
+                  if (reserved == "lost") {
+                    error = std::make_exception_ptr(LockStateLost(pending->request.event_id));
+                  } else if (reserved == "limit") {
+                    refused.emplace(limit_error(*pending, replies[2]));
+                  } else if (reserved != "ok") {
+                    throw StorageError("redis seat locks: reserve answered " + reserved);
+                  }
+                } catch (...) {
+                  return pending->done(std::current_exception(), no_hold());
+                }
+                if (error || refused) {
+                  // No reservation was made: only the index goes.
+                  return finish_hold(pending, drop_index(pending->request.hold_id), error,
+                                     refused ? std::move(*refused) : no_hold());
+                }
+                take_seats(pending);
+              });
 }
 
 Error RedisSeatLockStore::limit_error(const PendingHold& pending, const Reply& reply) {
@@ -446,28 +495,28 @@ Error RedisSeatLockStore::limit_error(const PendingHold& pending, const Reply& r
 
 void RedisSeatLockStore::take_seats(const std::shared_ptr<PendingHold>& pending) {
   // The seats (or the quantity) in the section, all or nothing.
-  async_calls(client_,
-              {Call{&scripts_->hold, pending->info->keys[pending->section], pending->hold_args}},
-              [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
-                // An engine failure leaves the reservation, which lapses at expires_at: counted
-                // high.
-                if (error) return pending->done(error, no_hold());
-                std::optional<Result<Hold>> answer;
-                try {
-                  answer.emplace(judge_hold(*pending, replies[0]));
-                } catch (...) {
-                  error = std::current_exception();
-                }
-                if (!gives_back(replies[0])) {
-                  return pending->done(error, answer ? std::move(*answer) : no_hold());
-                }
-                // A refused hold gives its reservation back and leaves no index behind (refusals
-                // are most of the traffic of a sold-out flash sale).
-                finish_hold(pending,
-                            {{"HDEL", pending->claims, pending->request.hold_id},
-                             {"DEL", index_key(pending->request.hold_id)}},
-                            error, answer ? std::move(*answer) : no_hold());
-              });
+  async_calls(
+      client_, {Call{&scripts_->hold, pending->info->keys[pending->section], pending->hold_args}},
+      [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
+        // An engine failure leaves the reservation, which lapses at expires_at: counted
+        // high.
+        if (error) return pending->done(error, no_hold());
+        std::optional<Result<Hold>> answer;
+        try {
+          answer.emplace(judge_hold(*pending, replies[0]));
+        } catch (...) {
+          error = std::current_exception();
+        }
+        if (!gives_back(replies[0])) {
+          return pending->done(error, answer ? std::move(*answer) : no_hold());
+        }
+        // A refused hold gives its reservation back and leaves no index behind (refusals
+        // are most of the traffic of a sold-out flash sale).
+        const auto& request = pending->request;
+        auto cleanup = drop_index(request.hold_id);
+        cleanup.push_back(claim_call(request.event_id, request.buyer, request.hold_id, ""));
+        finish_hold(pending, std::move(cleanup), error, answer ? std::move(*answer) : no_hold());
+      });
 }
 
 Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Reply& reply) {
@@ -522,13 +571,13 @@ Result<Hold> RedisSeatLockStore::judge_hold(const PendingHold& pending, const Re
 }
 
 void RedisSeatLockStore::finish_hold(const std::shared_ptr<PendingHold>& pending,
-                                     std::vector<std::vector<std::string>> cleanup,
-                                     std::exception_ptr error, Result<Hold> answer) {
+                                     std::vector<Call> cleanup, std::exception_ptr error,
+                                     Result<Hold> answer) {
   // The answer goes once the clean-up is done, so a refused hold has left nothing behind by
   // the time its buyer hears of it; a clean-up that fails makes the call fail.
   auto shared = std::make_shared<Result<Hold>>(std::move(answer));
-  client_.async_pipeline(
-      std::move(cleanup),
+  async_calls(
+      client_, std::move(cleanup),
       [pending, error, shared](std::exception_ptr cleanup_error, std::vector<Reply> replies) {
         if (!cleanup_error) {
           for (const auto& reply : replies) {
@@ -560,7 +609,7 @@ std::optional<RedisSeatLockStore::Located> RedisSeatLockStore::locate(const std:
     std::lock_guard lock(located_mutex_);
     if (const auto it = located_.find(hold_id); it != located_.end()) return it->second;
   }
-  const Reply reply = client_.command({"GET", index_key(hold_id)});
+  const Reply reply = client_.command({"HGET", index_key(hold_id), hold_id});
   expect_ok(reply);
   if (reply.is_nil()) return std::nullopt;
   const auto fields = split(reply.as_string(), '\n', 4);
@@ -620,11 +669,9 @@ Hold RedisSeatLockStore::to_hold(const Located& where, const std::string& record
 void RedisSeatLockStore::drop_claim(const std::string& event_id, const std::string& buyer,
                                     const std::string& hold_id) {
   const auto replies = run_calls(
-      client_, {Call{nullptr, {}, {"HDEL", claims_key(event_id, buyer), hold_id}},
-                Call{nullptr,
-                     {},
-                     {"PEXPIRE", index_key(hold_id),
-                      std::to_string(options_.finished_hold_retention.count() + kIndexMarginMs)}}});
+      client_,
+      {claim_call(event_id, buyer, hold_id, ""),
+       forget_index_after(hold_id, options_.finished_hold_retention.count() + kIndexMarginMs)});
   for (const auto& reply : replies) expect_ok(reply);
 }
 
@@ -662,14 +709,16 @@ Result<Hold> RedisSeatLockStore::begin_checkout(const std::string& hold_id, Time
   if (!where) return make_error(Errc::not_found, "no hold " + hold_id);
   // Booked before the section changes (sent together, run in this order): a crash in between
   // counts the buyer high, never low.
-  const std::string claims = claims_key(where->event->event().id, where->buyer);
+  const auto& event_id = where->event->event().id;
   auto replies = run_calls(
       client_,
-      {Call{nullptr, {}, {"HSET", claims, hold_id, "b|" + std::to_string(where->quantity) + "|0"}},
+      {claim_call(event_id, where->buyer, hold_id, "b|" + std::to_string(where->quantity) + "|0"),
        section_call(scripts_->checkout, where->event->keys[where->section], now,
                     options_.finished_hold_retention, {hold_id})});
   expect_ok(replies[0]);
-  const auto give_back = [&] { expect_ok(client_.command({"HDEL", claims, hold_id})); };
+  const auto give_back = [&] {
+    expect_ok(run_calls(client_, {claim_call(event_id, where->buyer, hold_id, "")}).front());
+  };
   const Reply& reply = replies[1];
   const auto& result = outcome(reply);
   if (result == "lost") {
@@ -683,7 +732,7 @@ Result<Hold> RedisSeatLockStore::begin_checkout(const std::string& hold_id, Time
   if (result == "expired") return make_error(Errc::hold_expired, "the hold expired");
   if (result == "released") return make_error(Errc::hold_expired, "the hold was released");
   if (result != "ok") return make_error(Errc::not_found, "no hold " + hold_id);
-  expect_ok(client_.command({"PERSIST", index_key(hold_id)}));
+  expect_ok(run_calls(client_, {keep_index(hold_id)}).front());
   auto before = to_hold(*where, reply.elements.at(1).as_string());
   before.id = hold_id;
   return before;
@@ -698,18 +747,13 @@ void RedisSeatLockStore::abort_checkout(const std::string& hold_id, bool keep) {
   const auto& result = outcome(reply);
   if (result != "kept" && result != "released") return;
   const auto hold = to_hold(*where, reply.elements.at(1).as_string());
-  const std::string claims = claims_key(hold.event_id, hold.buyer);
   const int64_t index_ttl_ms = options_.finished_hold_retention.count() + kIndexMarginMs +
                                (result == "kept" ? kAbortedCheckoutWindowMs : 0);
-  Call claim{nullptr, {}, {"HDEL", claims, hold_id}};
-  if (result == "kept") {
-    claim.args = {"HSET", claims, hold_id,
-                  "a|" + std::to_string(hold.quantity) + "|" + ms(hold.expires_at)};
-  }
-  for (const auto& reply_of_call : run_calls(
-           client_,
-           {claim,
-            Call{nullptr, {}, {"PEXPIRE", index_key(hold_id), std::to_string(index_ttl_ms)}}})) {
+  const std::string claim =
+      result == "kept" ? "a|" + std::to_string(hold.quantity) + "|" + ms(hold.expires_at) : "";
+  for (const auto& reply_of_call :
+       run_calls(client_, {claim_call(hold.event_id, hold.buyer, hold_id, claim),
+                           forget_index_after(hold_id, index_ttl_ms)})) {
     expect_ok(reply_of_call);
   }
 }
@@ -827,6 +871,16 @@ Result<std::vector<SeatState>> RedisSeatLockStore::seats(const std::string& even
 }
 
 std::vector<SectionRef> RedisSeatLockStore::sweep_expired(Timestamp now, size_t limit) {
+  // A few buckets of the hold index forget the entries past their time, in turn.
+  std::vector<Call> forgets;
+  const std::string clock = std::to_string(index_clock_ms());
+  for (uint32_t i = 0; i < std::min(kIndexBucketsPerSweep, options_.index_buckets); ++i) {
+    const auto key = index_bucket_key(next_index_bucket_++ % options_.index_buckets);
+    forgets.push_back(Call{&scripts_->forget_index,
+                           {key, key + ":f"},
+                           {clock, std::to_string(kIndexForgetPerBucket)}});
+  }
+  for (const auto& reply : run_calls(client_, forgets)) expect_ok(reply);
   std::vector<std::shared_ptr<const EventInfo>> events;
   {
     std::shared_lock lock(events_mutex_);
@@ -886,9 +940,10 @@ void RedisSeatLockStore::restore(const std::string& event_id,
       const auto& claim = known[i];
       calls.push_back(Call{nullptr,
                            {},
-                           {"SET", index_key(claim.hold_id),
+                           {"HSET", index_key(claim.hold_id), claim.hold_id,
                             event_id + "\n" + claim.section + "\n" +
                                 std::to_string(claim.quantity) + "\n" + claim.buyer}});
+      calls.push_back(keep_index(claim.hold_id));
     }
     for (const auto& reply : run_calls(client_, calls)) expect_ok(reply);
   }
@@ -930,16 +985,11 @@ void RedisSeatLockStore::restore_claims(const EventInfo& event,
     size_t begin = 0;
     do {
       const size_t end = std::min(list.size(), begin + options_.restore_claims_per_script);
-      std::vector<std::string> keys{marker};
-      std::map<std::string, size_t> key_of_buyer;
+      std::vector<std::string> keys{marker, bucket_tag(event_id, bucket) + "c"};
       std::vector<std::string> args{end == list.size() ? "1" : "0"};
       for (size_t i = begin; i < end; ++i) {
         const auto& claim = *list[i];
-        auto [it, added] = key_of_buyer.emplace(claim.buyer, keys.size() + 1);
-        if (added) keys.push_back(claims_key(event_id, claim.buyer));
-        args.push_back(std::to_string(it->second));
-        args.push_back(claim.hold_id);
-        args.push_back(std::to_string(claim.quantity));
+        args.insert(args.end(), {claim.buyer, claim.hold_id, std::to_string(claim.quantity)});
       }
       const auto& result = outcome(client_.eval(scripts_->restore_claims, keys, args));
       if (result == "ready") break;  // left as it is

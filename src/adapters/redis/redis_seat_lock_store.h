@@ -10,14 +10,20 @@
 //       reads one row), row offsets, a ZSET of active holds by expires_at, the hold records, and
 //       a ZSET of finished holds by the time they are forgotten. Nothing grows with the event:
 //       a hold reads and writes its own seats and rows, whatever the section's size.
-//   {b:<event>:<bucket>}:ready, {b:<event>:<bucket>}:c:<buyer>   the buyer cap, which spans the
-//       sections of an event: per buyer, hold id -> quantity and state (active until expires_at,
-//       or booked). Buyers are spread over `buyer_buckets` tags per event, each with a ready
-//       marker, so losing one is detected like losing a section.
-//   hold:{<hold_id>}   where a hold lives (event, section, quantity, buyer): get_hold and the
-//       other hold-id calls carry no event. Written before the section script (a refused hold
-//       deletes it again), with a TTL longer than the hold can matter; persisted while checked
-//       out, since a booked hold stays until its payment outcome.
+//   {b:<event>:<bucket>}:ready, {b:<event>:<bucket>}:c   the buyer cap, which spans the sections
+//       of an event: a hash with a field per buyer listing the buyer's claims (hold id, quantity,
+//       state: active until expires_at, or booked). Buyers are spread over `buyer_buckets` tags
+//       per event, each with a ready marker, so losing one is detected like losing a section.
+//   idx:{<n>}, idx:{<n>}:f   where a hold lives (event, section, quantity, buyer), in one of
+//       `index_buckets` hashes by the hold id, and when that entry may be forgotten (a ZSET by the
+//       store's clock): get_hold and the other hold-id calls carry no event. Written before the
+//       section script (a refused hold removes it again), forgettable long after the hold can
+//       matter; kept while checked out, since a booked hold stays until its payment outcome.
+//       sweep_expired() forgets what is due, a few buckets per call.
+//   Neither a buyer nor a hold has a key of its own: the keyspace does not grow with the sale.
+//   (With a key per buyer and a TTL'd key per hold, Redis 7.0 rehashed its keyspace and expiry
+//   dictionaries mid-sale; every key lookup of every script then also moved buckets, and at 80%
+//   of the maximum hold rate the p99 rose from ~8 ms to 50-90 ms in the seconds it lasted.)
 //
 // A hold is two scripts on two slots: reserve the quantity against the buyer cap (dropping the
 // buyer's claims whose expires_at passed at `now`), then take the seats in the section; a
@@ -30,7 +36,8 @@
 //
 // Expiry is judged by the `now` given, never by Redis's clock or TTLs: each section script first
 // expires every hold of its section due at `now` (the expiry ZSET), so no correctness depends on
-// the sweeper. Key TTLs only forget hold-index entries long after they stopped mattering.
+// the sweeper. The hold index's forget-by times only forget entries long after they stopped
+// mattering.
 //
 // Lost state: a section or buyer bucket takes holds only once restore() marked it ready (in the
 // same script that replays its claims). Redis restarted empty or a failover to a replica that
@@ -63,6 +70,10 @@
 
 namespace boxoffice {
 
+namespace redis_seat_locks {
+struct Call;  // one call of a pipeline (redis_seat_lock_store.cpp)
+}
+
 struct RedisSeatLockStoreOptions {
   /// Finished holds (expired, released) stay readable this long, judged by the `now` given.
   Millis finished_hold_retention = std::chrono::hours{1};
@@ -70,6 +81,8 @@ struct RedisSeatLockStoreOptions {
   std::string key_prefix = "bo:sl:";
   /// Hash tags the buyer claims of one event are spread over.
   uint32_t buyer_buckets = 16;
+  /// Hash tags the hold index is spread over (one hash and one forget-by ZSET each).
+  uint32_t index_buckets = 256;
   /// Claims replayed per script by restore(), so a huge event never blocks Redis for long.
   size_t restore_claims_per_script = 256;
   /// Where recent holds live (their index entries never change), remembered in this process so
@@ -112,6 +125,10 @@ class RedisSeatLockStore final : public SeatLockStore {
   /// The keys of one section (meta first), for tests that look under the store.
   std::vector<std::string> section_keys(const std::string& event_id,
                                         const std::string& section) const;
+  /// The hash holding a hold's index entry (field: the hold id; its forget-by ZSET is this key
+  /// with ":f"), and the hash holding a buyer's claims of an event (field: the buyer).
+  std::string index_key(const std::string& hold_id) const;
+  std::string claims_key(const std::string& event_id, const std::string& buyer) const;
 
  private:
   struct EventInfo;
@@ -142,16 +159,23 @@ class RedisSeatLockStore final : public SeatLockStore {
   Result<Hold> judge_hold(const PendingHold& pending, const redis::Reply& reply);
   /// Runs `cleanup`, then ends the hold with `error` or `answer` (or the clean-up's failure).
   void finish_hold(const std::shared_ptr<PendingHold>& pending,
-                   std::vector<std::vector<std::string>> cleanup, std::exception_ptr error,
+                   std::vector<redis_seat_locks::Call> cleanup, std::exception_ptr error,
                    Result<Hold> answer);
   Hold to_hold(const Located& where, const std::string& record) const;
   /// A finished hold: its buyer claim goes, its index is forgotten after the retention.
   void drop_claim(const std::string& event_id, const std::string& buyer,
                   const std::string& hold_id);
   uint32_t bucket_of(const std::string& buyer) const;
-  std::string claims_key(const std::string& event_id, const std::string& buyer) const;
   std::string bucket_tag(const std::string& event_id, uint32_t bucket) const;
-  std::string index_key(const std::string& hold_id) const;
+  /// Sets the buyer's claim of a hold ("a|quantity|expires_at", "b|quantity|0"; empty: drops it).
+  redis_seat_locks::Call claim_call(const std::string& event_id, const std::string& buyer,
+                                    const std::string& hold_id, std::string claim) const;
+  std::string index_bucket_key(uint32_t bucket) const;
+  /// The hold's index entry may be forgotten `after_ms` from now (by the store's clock).
+  redis_seat_locks::Call forget_index_after(const std::string& hold_id, int64_t after_ms) const;
+  /// The hold's index entry stays until forget_index_after says otherwise.
+  redis_seat_locks::Call keep_index(const std::string& hold_id) const;
+  std::vector<redis_seat_locks::Call> drop_index(const std::string& hold_id) const;
   void restore_section(const EventInfo& event, uint32_t section,
                        const std::vector<const RestoredClaim*>& claims);
   void restore_claims(const EventInfo& event, const std::vector<RestoredClaim>& claims,
@@ -170,6 +194,9 @@ class RedisSeatLockStore final : public SeatLockStore {
   std::mutex located_mutex_;
   std::unordered_map<std::string, Located> located_;
   std::deque<std::string> located_order_;
+
+  /// The next index bucket sweep_expired() cleans.
+  std::atomic<uint32_t> next_index_bucket_{0};
 };
 
 }  // namespace boxoffice
