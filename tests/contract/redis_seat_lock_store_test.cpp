@@ -72,8 +72,9 @@ void wait_until_reachable(redis::Client& client) {
   FAIL() << "the client did not reconnect";
 }
 
-SectionAvailability counts(SeatLockStore& store, const Event& e, const std::string& section) {
-  auto all = store.availability(e.id, t0);
+SectionAvailability counts(SeatLockStore& store, const Event& e, const std::string& section,
+                           Timestamp now = t0) {
+  auto all = store.availability(e.id, now);
   EXPECT_TRUE(all.ok());
   for (const auto& s : *all) {
     if (s.id == section) return s;
@@ -293,6 +294,31 @@ TEST(RedisSeatLockStore, TheSweepForgetsIndexEntriesPastTheirTimeAndKeepsChecked
   auto still = store.get_hold(booked->id, t0);
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(still->status, HoldStatus::checked_out);
+}
+
+// Finished holds stay readable for the retention, judged by the `now` given, then are forgotten
+// by the next operation on their section (which looks only once the earliest is due).
+TEST(RedisSeatLockStore, FinishedHoldsAreForgottenAfterTheRetention) {
+  RedisServer server;
+  redis::Client client(client_options(server.url()));
+  RedisSeatLockStoreOptions options;
+  options.finished_hold_retention = std::chrono::seconds{10};
+  RedisSeatLockStore store(client, options);
+  const auto e = stadium(2);
+  open_event(store, e);
+  auto released = store.hold(request(e, "alice", one_seat("s0", 1)));
+  auto lapsing = store.hold(request(e, "bob", one_seat("s0", 2)));
+  ASSERT_TRUE(released.ok());
+  ASSERT_TRUE(lapsing.ok());
+  ASSERT_TRUE(store.release(released->id, t0 + 1s).ok());
+  // The released one is forgotten 10 s after its release, the lapsed one 10 s after it expired.
+  EXPECT_EQ(store.get_hold(released->id, t0 + 10s)->status, HoldStatus::released);
+  EXPECT_EQ(store.get_hold(released->id, t0 + 11s).error().code, Errc::not_found);
+  const auto expired_at = lapsing->expires_at;
+  EXPECT_EQ(store.get_hold(lapsing->id, expired_at)->status, HoldStatus::expired);
+  EXPECT_EQ(store.get_hold(lapsing->id, expired_at + 9s)->status, HoldStatus::expired);
+  EXPECT_EQ(store.get_hold(lapsing->id, expired_at + 10s).error().code, Errc::not_found);
+  EXPECT_EQ(counts(store, e, "s0", expired_at + 10s).held, 0u);
 }
 
 TEST(RedisSeatLockStore, ALostBuyerCapIsDetectedAndRebuiltAlone) {

@@ -8,7 +8,8 @@ namespace {
 //
 // Keys (one hash tag, so one slot):
 //   M  meta hash: ready, init, kind, capacity, rows, leaves, held, sold, waitlisted, fence,
-//      returned (expiry gave seats back since the last sweep)
+//      returned (expiry gave seats back since the last sweep), due and forget (no score in X,
+//      resp. F, is below them: until then an operation need not look; absent: look)
 //   S  seat states, one byte per seat at its flat index: 0 free, 1 held, 2 sold (bytes past the
 //      end of the string read as free, so a new section costs nothing)
 //   T  per-row summaries: a max segment tree of each row's longest free run, uint16 big-endian
@@ -23,13 +24,15 @@ local M, S, T, R, X, H, F = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local NOW, RETENTION = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- Forgetting finished holds is housekeeping, not correctness: a bounded amount per call.
 local FORGET_PER_CALL = 256
+-- A score no hold reaches (2^52 ms): the bound of an empty X or F.
+local NEVER = 4503599627370496
 
 local function fmt(n) return string.format('%d', n) end
 
 local meta = {}
 local function load_meta()
   local v = redis.call('HMGET', M, 'ready', 'kind', 'capacity', 'held', 'sold', 'waitlisted',
-                       'leaves', 'fence')
+                       'leaves', 'fence', 'due', 'forget')
   meta.ready = v[1] == '1'
   meta.reserved = v[2] == 'reserved'
   meta.capacity = tonumber(v[3]) or 0
@@ -38,6 +41,23 @@ local function load_meta()
   meta.waitlisted = tonumber(v[6]) or 0
   meta.leaves = tonumber(v[7]) or 1
   meta.fence = tonumber(v[8]) or 0
+  meta.due = tonumber(v[9]) or 0
+  meta.forget = tonumber(v[10]) or 0
+end
+
+-- meta.due and meta.forget: lowered by whatever adds a score below them, raised to the earliest
+-- score left once an operation has looked.
+local function set_bound(field, score)
+  if meta[field] == score then return end
+  meta[field] = score
+  redis.call('HSET', M, field, fmt(score))
+end
+local function lower_bound(field, score)
+  if score < meta[field] then set_bound(field, score) end
+end
+local function earliest(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(first[2]) or NEVER
 end
 
 local function add_count(field, delta)
@@ -176,14 +196,16 @@ local function finish(id, h, status, at)
   h.status, h.sold = status, false
   redis.call('ZREM', X, id)
   redis.call('ZADD', F, fmt(at + RETENTION), id)
+  lower_bound('forget', at + RETENTION)
   return save(id, h)
 end
 
 -- Expires the active holds due at NOW (at most `limit`, -1: all) and forgets finished holds past
--- retention. Returns how many expired.
+-- retention. Returns how many expired. Most operations find nothing due by the bounds in meta,
+-- without a call.
 local function reclaim(limit)
   local expired = 0
-  if limit ~= 0 then
+  if limit ~= 0 and NOW >= meta.due then
     local due = redis.call('ZRANGEBYSCORE', X, '-inf', ARGV[1], 'LIMIT', 0, limit)
     for _, id in ipairs(due) do
       local h = decode(redis.call('HGET', H, id))
@@ -195,12 +217,16 @@ local function reclaim(limit)
       end
     end
     if expired > 0 then redis.call('HSET', M, 'returned', '1') end
+    set_bound('due', earliest(X))
   end
-  local old = redis.call('ZRANGEBYSCORE', F, '-inf', ARGV[1], 'LIMIT', 0, FORGET_PER_CALL)
-  for _, id in ipairs(old) do
-    redis.call('ZREM', F, id)
-    local h = decode(redis.call('HGET', H, id))
-    if h and (h.status == 'x' or h.status == 'r') then redis.call('HDEL', H, id) end
+  if NOW >= meta.forget then
+    local old = redis.call('ZRANGEBYSCORE', F, '-inf', ARGV[1], 'LIMIT', 0, FORGET_PER_CALL)
+    for _, id in ipairs(old) do
+      redis.call('ZREM', F, id)
+      local h = decode(redis.call('HGET', H, id))
+      if h and (h.status == 'x' or h.status == 'r') then redis.call('HDEL', H, id) end
+    end
+    set_bound('forget', earliest(F))
   end
   return expired
 end
@@ -379,12 +405,14 @@ else
   if meta.reserved then seats = best_available(q) end
 end
 if seats ~= '' then mark_seats(seats, 1, true) end
-add_count('held', q)
+-- The count and the fence in one write (meta holds the counts as this script changed them).
+meta.held = meta.held + q
 local fence = math.max(meta.fence, floor) + 1
-redis.call('HSET', M, 'fence', fmt(fence))
+redis.call('HSET', M, 'held', fmt(meta.held), 'fence', fmt(fence))
 save(id, {status = 'a', sold = false, q = q, created = NOW, expires = expires, fence = fmt(fence),
           seats = seats, buyer = buyer})
 redis.call('ZADD', X, fmt(expires), id)
+lower_bound('due', expires)
 return {'ok', fmt(fence), seats}
 )lua";
 
@@ -438,6 +466,7 @@ if ARGV[4] == '1' then
   h.status = 'a'
   local text = save(id, h)
   redis.call('ZADD', X, fmt(h.expires), id)
+  lower_bound('due', h.expires)
   return {'kept', text}
 end
 return {'released', finish(id, h, 'r', h.expires)}
@@ -513,7 +542,7 @@ if redis.call('HGET', M, 'init') ~= '1' then
   redis.call('DEL', S, T, R, X, H, F)
   redis.call('HDEL', M, 'returned')
   redis.call('HSET', M, 'kind', ARGV[5], 'capacity', ARGV[6], 'rows', ARGV[7], 'leaves', ARGV[8],
-             'held', 0, 'sold', 0, 'fence', 0, 'init', 1)
+             'held', 0, 'sold', 0, 'fence', 0, 'due', 0, 'forget', 0, 'init', 1)
   if ARGV[5] == 'reserved' then
     redis.call('SET', R, ARGV[9])
     redis.call('SET', T, ARGV[10])
