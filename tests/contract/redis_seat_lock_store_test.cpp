@@ -330,7 +330,7 @@ TEST(RedisSeatLockStore, ALostBuyerCapIsDetectedAndRebuiltAlone) {
   auto active = store.hold(request(e, "alice", one_seat("s0")));
   ASSERT_TRUE(active.ok());
   // The buyer claims' ready markers go (as on a node that lost its data); the sections stay.
-  const auto markers = server.command({"KEYS", "bo:sl:{b:*}:ready"});
+  const auto markers = server.command({"KEYS", "bo:sl:{b:*}:c:ready"});
   ASSERT_FALSE(markers.elements.empty());
   for (const auto& marker : markers.elements) {
     ASSERT_EQ(server.command({"DEL", marker.str}).integer, 1);

@@ -295,6 +295,12 @@ std::string RedisSeatLockStore::claims_key(const std::string& event_id,
   return bucket_tag(event_id, bucket_of(buyer)) + "c";
 }
 
+std::string RedisSeatLockStore::claims_marker(const std::string& event_id, uint32_t bucket) const {
+  // Not the ":ready" of the key-per-buyer layout: after an upgrade every bucket reads as lost and
+  // restore() rebuilds its booked claims in this layout, instead of counting none of them.
+  return bucket_tag(event_id, bucket) + "c:ready";
+}
+
 Call RedisSeatLockStore::claim_call(const std::string& event_id, const std::string& buyer,
                                     const std::string& hold_id, std::string claim) const {
   return Call{
@@ -416,7 +422,7 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
                             pending->selection.end());
   // Where the hold lives, then the buyer cap (before availability, so a buyer over it is told so
   // whatever is left), then the seats.
-  const std::string marker = bucket_tag(event.id, bucket_of(request.buyer)) + "ready";
+  const std::string marker = claims_marker(event.id, bucket_of(request.buyer));
   const int64_t index_ttl_ms = std::max<int64_t>(0, (request.expires_at - request.now).count()) +
                                options_.finished_hold_retention.count() + kIndexMarginMs;
   const std::string index = index_key(request.hold_id);
@@ -951,7 +957,7 @@ void RedisSeatLockStore::restore(const std::string& event_id,
   // case) costs one round trip; the scripts check again, so a race only costs a wasted call.
   std::vector<Call> probes;
   for (uint32_t bucket = 0; bucket < options_.buyer_buckets; ++bucket) {
-    probes.push_back(Call{nullptr, {}, {"EXISTS", bucket_tag(event_id, bucket) + "ready"}});
+    probes.push_back(Call{nullptr, {}, {"EXISTS", claims_marker(event_id, bucket)}});
   }
   for (const auto& keys : event->keys)
     probes.push_back(Call{nullptr, {}, {"HGET", keys[0], "ready"}});
@@ -981,7 +987,7 @@ void RedisSeatLockStore::restore_claims(const EventInfo& event,
   for (uint32_t bucket = 0; bucket < options_.buyer_buckets; ++bucket) {
     if (bucket_ready[bucket]) continue;
     const auto& list = by_bucket[bucket];
-    const std::string marker = bucket_tag(event_id, bucket) + "ready";
+    const std::string marker = claims_marker(event_id, bucket);
     size_t begin = 0;
     do {
       const size_t end = std::min(list.size(), begin + options_.restore_claims_per_script);

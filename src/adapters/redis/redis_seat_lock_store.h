@@ -10,7 +10,7 @@
 //       reads one row), row offsets, a ZSET of active holds by expires_at, the hold records, and
 //       a ZSET of finished holds by the time they are forgotten. Nothing grows with the event:
 //       a hold reads and writes its own seats and rows, whatever the section's size.
-//   {b:<event>:<bucket>}:ready, {b:<event>:<bucket>}:c   the buyer cap, which spans the sections
+//   {b:<event>:<bucket>}:c, {b:<event>:<bucket>}:c:ready   the buyer cap, which spans the sections
 //       of an event: a hash with a field per buyer listing the buyer's claims (hold id, quantity,
 //       state: active until expires_at, or booked). Buyers are spread over `buyer_buckets` tags
 //       per event, each with a ready marker, so losing one is detected like losing a section.
@@ -167,6 +167,8 @@ class RedisSeatLockStore final : public SeatLockStore {
                   const std::string& hold_id);
   uint32_t bucket_of(const std::string& buyer) const;
   std::string bucket_tag(const std::string& event_id, uint32_t bucket) const;
+  /// Set once restore() rebuilt the bucket's claims: without it the bucket is lost.
+  std::string claims_marker(const std::string& event_id, uint32_t bucket) const;
   /// Sets the buyer's claim of a hold ("a|quantity|expires_at", "b|quantity|0"; empty: drops it).
   redis_seat_locks::Call claim_call(const std::string& event_id, const std::string& buyer,
                                     const std::string& hold_id, std::string claim) const;
