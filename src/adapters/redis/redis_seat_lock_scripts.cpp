@@ -78,6 +78,13 @@ local function tree_children(i)
   local c = redis.call('GETRANGE', T, 4 * i, 4 * i + 3)
   return u16(c, 1), u16(c, 3)
 end
+-- Node i and its sibling (0 for the root), in one read: siblings 2k and 2k + 1 are adjacent.
+local function node_and_sibling(i)
+  local left, right = tree_children(math.floor(i / 2))
+  if i % 2 == 0 then return left, right end
+  if i == 1 then return right, 0 end
+  return right, left
+end
 local function set_tree_node(i, v)
   redis.call('SETRANGE', T, 2 * i, string.char(math.floor(v / 256), v % 256))
 end
@@ -127,7 +134,7 @@ end
 local function recompute_row(r, changed, freed)
   local b, e = row_bounds(r)
   local n = meta.leaves + r
-  local old = tree_node(n)
+  local old, sibling = node_and_sibling(n)
   local longest
   if freed then
     longest = longest_free_run(row_bytes(b, e), old, e - b, old + changed)
@@ -136,12 +143,13 @@ local function recompute_row(r, changed, freed)
   end
   if longest == old then return end
   set_tree_node(n, longest)
+  local v = math.max(longest, sibling)
   n = math.floor(n / 2)
   while n >= 1 do
-    local left, right = tree_children(n)
-    local v = math.max(left, right)
-    if tree_node(n) == v then return end
+    local value, other = node_and_sibling(n)
+    if value == v then return end
     set_tree_node(n, v)
+    v = math.max(v, other)
     n = math.floor(n / 2)
   end
 end
