@@ -83,6 +83,37 @@ SectionAvailability counts(SeatLockStore& store, const Event& e, const std::stri
   return {};
 }
 
+/// A store that reads the hold index on every lookup (nothing remembered), and two holds of an
+/// event: `active`, and `booked` (checked out).
+struct TwoIndexedHolds {
+  explicit TwoIndexedHolds(uint32_t index_buckets = 256)
+      : store(client, options(index_buckets)), e(stadium(2)) {
+    open_event(store, e);
+    active = store.hold(request(e, "alice", one_seat("s0", 1)));
+    booked = store.hold(request(e, "bob", one_seat("s0", 2)));
+    if (!active.ok() || !booked.ok() || !store.begin_checkout(booked->id, t0).ok()) {
+      throw std::runtime_error("the two holds could not be made");
+    }
+  }
+  static RedisSeatLockStoreOptions options(uint32_t index_buckets) {
+    RedisSeatLockStoreOptions o;
+    o.located_holds_max = 0;
+    o.index_buckets = index_buckets;
+    return o;
+  }
+  RedisServer server;
+  redis::Client client{client_options(server.url())};
+  RedisSeatLockStore store;
+  Event e;
+  Result<Hold> active = make_error(Errc::not_found, ""), booked = make_error(Errc::not_found, "");
+};
+
+/// When the hold's index entry may be forgotten (nil: kept).
+redis::Reply forget_by(const RedisServer& server, const RedisSeatLockStore& store,
+                       const std::string& hold_id) {
+  return server.command({"ZSCORE", store.index_key(hold_id) + ":f", hold_id});
+}
+
 TEST(RedisSeatLockStore, AnEventTakesHoldsOnlyOnceRestored) {
   RedisServer server;
   redis::Client client(client_options(server.url()));
@@ -266,30 +297,17 @@ TEST(RedisSeatLockStore, WhereAHoldLivesIsRememberedOnlyWithinItsBound) {
 // The hold index is a field per hold in a few hashes (no key, no TTL per hold): the sweep forgets
 // entries past their forget-by time, a few buckets per call, and keeps a checked-out hold's.
 TEST(RedisSeatLockStore, TheSweepForgetsIndexEntriesPastTheirTimeAndKeepsCheckedOutOnes) {
-  RedisServer server;
-  redis::Client client(client_options(server.url()));
-  RedisSeatLockStoreOptions options;
-  options.located_holds_max = 0;  // every lookup reads the index
-  options.index_buckets = 16;
-  RedisSeatLockStore store(client, options);
-  const auto e = stadium(2);
-  open_event(store, e);
-  auto released = store.hold(request(e, "alice", one_seat("s0", 1)));
-  auto booked = store.hold(request(e, "bob", one_seat("s0", 2)));
-  ASSERT_TRUE(released.ok());
-  ASSERT_TRUE(booked.ok());
+  TwoIndexedHolds fixture(16);
+  auto& [server, client, store, e, released, booked] = fixture;
   ASSERT_TRUE(store.release(released->id, t0).ok());
-  ASSERT_TRUE(store.begin_checkout(booked->id, t0).ok());
-  const auto forget_by = [&](const std::string& id) {
-    return server.command({"ZSCORE", store.index_key(id) + ":f", id});
-  };
-  ASSERT_FALSE(forget_by(released->id).is_nil());
-  EXPECT_TRUE(forget_by(booked->id).is_nil()) << "a checked-out hold's entry is kept";
+  ASSERT_FALSE(forget_by(server, store, released->id).is_nil());
+  EXPECT_TRUE(forget_by(server, store, booked->id).is_nil())
+      << "a checked-out hold's entry is kept";
   // Time passes for the released hold's entry: one turn of the sweep over every bucket.
   server.command({"ZADD", store.index_key(released->id) + ":f", "1", released->id});
   for (int i = 0; i < 2; ++i) (void)store.sweep_expired(t0, 100);  // 8 buckets per call
   EXPECT_EQ(server.command({"HEXISTS", store.index_key(released->id), released->id}).integer, 0);
-  EXPECT_TRUE(forget_by(released->id).is_nil());
+  EXPECT_TRUE(forget_by(server, store, released->id).is_nil());
   EXPECT_EQ(store.get_hold(released->id, t0).error().code, Errc::not_found);
   auto still = store.get_hold(booked->id, t0);
   ASSERT_TRUE(still.ok());
@@ -319,6 +337,44 @@ TEST(RedisSeatLockStore, FinishedHoldsAreForgottenAfterTheRetention) {
   EXPECT_EQ(store.get_hold(lapsing->id, expired_at + 9s)->status, HoldStatus::expired);
   EXPECT_EQ(store.get_hold(lapsing->id, expired_at + 10s).error().code, Errc::not_found);
   EXPECT_EQ(counts(store, e, "s0", expired_at + 10s).held, 0u);
+}
+
+// Holds made before the index had buckets (a key hold:{<id>} with a TTL, none once checked out)
+// are found, and move into their bucket keeping the time left; a checkout retried after a crash
+// that came before the entry was kept keeps it then.
+TEST(RedisSeatLockStore, HoldsOfTheKeyPerHoldIndexMoveIntoTheirBucketWhenLookedUp) {
+  TwoIndexedHolds fixture;
+  auto& [server, client, store, e, active, booked] = fixture;
+  // Back to the old layout: the entries as keys of their own.
+  const auto to_legacy = [&](const std::string& id, std::vector<std::string> ttl) {
+    const auto key = store.index_key(id);
+    const auto entry = server.command({"HGET", key, id});
+    ASSERT_FALSE(entry.is_nil());
+    server.command({"HDEL", key, id});
+    server.command({"ZREM", key + ":f", id});
+    std::vector<std::string> set{"SET", "bo:sl:hold:{" + id + "}", entry.str};
+    set.insert(set.end(), ttl.begin(), ttl.end());
+    server.command(set);
+  };
+  to_legacy(active->id, {"PX", "600000"});
+  to_legacy(booked->id, {});
+  EXPECT_EQ(store.get_hold(active->id, t0)->status, HoldStatus::active);
+  EXPECT_EQ(store.get_hold(booked->id, t0)->status, HoldStatus::checked_out);
+  for (const auto& id : {active->id, booked->id}) {
+    EXPECT_EQ(server.command({"EXISTS", "bo:sl:hold:{" + id + "}"}).integer, 0) << id;
+    EXPECT_EQ(server.command({"HEXISTS", store.index_key(id), id}).integer, 1) << id;
+  }
+  ASSERT_FALSE(forget_by(server, store, active->id).is_nil());  // about ten minutes from now
+  EXPECT_TRUE(forget_by(server, store, booked->id).is_nil());   // kept: its payment has not ended
+  ASSERT_TRUE(store.mark_sold(booked->id, t0).ok());
+
+  // A crash after the checkout, before its entry was kept: the retry keeps it.
+  auto again = store.hold(request(e, "carol", one_seat("s0", 3)));
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(store.begin_checkout(again->id, t0).ok());
+  server.command({"ZADD", store.index_key(again->id) + ":f", "1", again->id});
+  EXPECT_EQ(store.begin_checkout(again->id, t0).error().code, Errc::invalid_state);
+  EXPECT_TRUE(forget_by(server, store, again->id).is_nil());
 }
 
 TEST(RedisSeatLockStore, ALostBuyerCapIsDetectedAndRebuiltAlone) {

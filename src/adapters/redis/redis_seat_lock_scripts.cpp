@@ -588,8 +588,8 @@ local now, q, cap, buyer = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4
 local live, others, has, dropped = {}, {}, 0, false
 for _, c in ipairs(read_claims(KEYS[2], buyer)) do
   local state, quantity, expires = string.match(c[2], '^(%a)|(%d+)|(%d+)$')
-  if state == 'a' and tonumber(expires) <= now then
-    dropped = true
+  if not state or (state == 'a' and tonumber(expires) <= now) then
+    dropped = true  -- lapsed (or unreadable: a claim that cannot be counted is not kept)
   else
     live[#live + 1] = c
     if c[1] ~= ARGV[2] then

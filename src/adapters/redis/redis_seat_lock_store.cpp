@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 
 #include "adapters/redis/redis_seat_lock_scripts.h"
 #include "domain/seat_layout.h"
@@ -30,6 +31,7 @@ constexpr size_t kRestoreIndexBatch = 512;
 // Hold-index buckets cleaned per sweep_expired() call, and entries forgotten per bucket.
 constexpr uint32_t kIndexBucketsPerSweep = 8;
 constexpr size_t kIndexForgetPerBucket = 512;
+constexpr int kIndexForgetRoundsMax = 8;
 
 // The clock the hold index is forgotten by (what key TTLs used): the store's, not a caller's `now`.
 int64_t index_clock_ms() {
@@ -42,6 +44,12 @@ constexpr std::string_view kReserved = "reserved";
 constexpr std::string_view kGeneral = "general";
 
 std::string ms(Timestamp t) { return std::to_string(to_unix_ms(t)); }
+
+/// A hold-index entry: where the hold lives.
+std::string index_entry(const std::string& event_id, const std::string& section, uint32_t quantity,
+                        const std::string& buyer) {
+  return event_id + "\n" + section + "\n" + std::to_string(quantity) + "\n" + buyer;
+}
 
 uint64_t to_u64(std::string_view text) {
   uint64_t value = 0;
@@ -248,7 +256,10 @@ struct RedisSeatLockStore::EventInfo {
 };
 
 RedisSeatLockStore::RedisSeatLockStore(redis::Client& client, RedisSeatLockStoreOptions options)
-    : client_(client), options_(std::move(options)), scripts_(std::make_unique<const Scripts>()) {
+    : client_(client),
+      options_(std::move(options)),
+      scripts_(std::make_unique<const Scripts>()),
+      next_index_bucket_(std::random_device{}()) {
   if (options_.buyer_buckets == 0 || options_.restore_claims_per_script == 0 ||
       options_.index_buckets == 0) {
     throw StorageError(
@@ -423,12 +434,11 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
   // Where the hold lives, then the buyer cap (before availability, so a buyer over it is told so
   // whatever is left), then the seats.
   const std::string marker = claims_marker(event.id, bucket_of(request.buyer));
-  const int64_t index_ttl_ms = std::max<int64_t>(0, (request.expires_at - request.now).count()) +
-                               options_.finished_hold_retention.count() + kIndexMarginMs;
+  const int64_t forget_after_ms = std::max<int64_t>(0, (request.expires_at - request.now).count()) +
+                                  options_.finished_hold_retention.count() + kIndexMarginMs;
   const std::string index = index_key(request.hold_id);
-  std::string index_entry = event.id + "\n" + section_def.id + "\n" +
-                            std::to_string(pending->quantity) + "\n" + request.buyer;
-  std::string forget_at = std::to_string(index_clock_ms() + index_ttl_ms);
+  std::string entry = index_entry(event.id, section_def.id, pending->quantity, request.buyer);
+  Call forget = forget_index_after(request.hold_id, forget_after_ms);
   std::vector<std::string> reserve_args{ms(request.now),
                                         request.hold_id,
                                         std::to_string(pending->quantity),
@@ -442,7 +452,7 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
     const auto& section_keys = pending->info->keys[pending->section];
     call.keys.insert(call.keys.end(), section_keys.begin(), section_keys.end());
     call.keys.push_back(index + ":f");
-    call.args = {request.hold_id, std::move(index_entry), std::move(forget_at)};
+    call.args = {request.hold_id, std::move(entry), std::move(forget.args.at(2))};
     call.args.insert(call.args.end(), reserve_args.begin(), reserve_args.end());
     call.args.insert(call.args.end(), pending->hold_args.begin(), pending->hold_args.end());
     return async_calls(client_, {std::move(call)},
@@ -461,34 +471,34 @@ void RedisSeatLockStore::async_hold(const HoldRequest& request, HoldDone done) {
 
   // A Cluster: the index (its bucket's slot) and the claim (the buyer's), then the section (its
   // own slot).
-  async_calls(client_,
-              {Call{nullptr, {}, {"HSET", index, request.hold_id, std::move(index_entry)}},
-               Call{nullptr, {}, {"ZADD", index + ":f", std::move(forget_at), request.hold_id}},
-               Call{&scripts_->reserve_claim, {marker, pending->claims}, std::move(reserve_args)}},
-              [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
-                if (error) return pending->done(error, no_hold());
-                std::optional<Result<Hold>> refused;
-                try {
-                  expect_ok(replies[0]);
-                  expect_ok(replies[1]);
-                  const auto reserved = outcome(replies[2]);
-                  if (reserved == "lost") {
-                    error = std::make_exception_ptr(LockStateLost(pending->request.event_id));
-                  } else if (reserved == "limit") {
-                    refused.emplace(limit_error(*pending, replies[2]));
-                  } else if (reserved != "ok") {
-                    throw StorageError("redis seat locks: reserve answered " + reserved);
-                  }
-                } catch (...) {
-                  return pending->done(std::current_exception(), no_hold());
-                }
-                if (error || refused) {
-                  // No reservation was made: only the index goes.
-                  return finish_hold(pending, drop_index(pending->request.hold_id), error,
-                                     refused ? std::move(*refused) : no_hold());
-                }
-                take_seats(pending);
-              });
+  async_calls(
+      client_,
+      {Call{nullptr, {}, {"HSET", index, request.hold_id, std::move(entry)}}, std::move(forget),
+       Call{&scripts_->reserve_claim, {marker, pending->claims}, std::move(reserve_args)}},
+      [this, pending](std::exception_ptr error, std::vector<Reply> replies) {
+        if (error) return pending->done(error, no_hold());
+        std::optional<Result<Hold>> refused;
+        try {
+          expect_ok(replies[0]);
+          expect_ok(replies[1]);
+          const auto reserved = outcome(replies[2]);
+          if (reserved == "lost") {
+            error = std::make_exception_ptr(LockStateLost(pending->request.event_id));
+          } else if (reserved == "limit") {
+            refused.emplace(limit_error(*pending, replies[2]));
+          } else if (reserved != "ok") {
+            throw StorageError("redis seat locks: reserve answered " + reserved);
+          }
+        } catch (...) {
+          return pending->done(std::current_exception(), no_hold());
+        }
+        if (error || refused) {
+          // No reservation was made: only the index goes.
+          return finish_hold(pending, drop_index(pending->request.hold_id), error,
+                             refused ? std::move(*refused) : no_hold());
+        }
+        take_seats(pending);
+      });
 }
 
 Error RedisSeatLockStore::limit_error(const PendingHold& pending, const Reply& reply) {
@@ -615,10 +625,26 @@ std::optional<RedisSeatLockStore::Located> RedisSeatLockStore::locate(const std:
     std::lock_guard lock(located_mutex_);
     if (const auto it = located_.find(hold_id); it != located_.end()) return it->second;
   }
-  const Reply reply = client_.command({"HGET", index_key(hold_id), hold_id});
-  expect_ok(reply);
-  if (reply.is_nil()) return std::nullopt;
-  const auto fields = split(reply.as_string(), '\n', 4);
+  // The index entry, and the key a hold made before the index had buckets (hold:{<id>}, its TTL
+  // the time left until it may be forgotten): such a hold moves into its bucket when looked up.
+  const std::string legacy = options_.key_prefix + "hold:{" + hold_id + "}";
+  const auto replies =
+      run_calls(client_, {Call{nullptr, {}, {"HGET", index_key(hold_id), hold_id}},
+                          Call{nullptr, {}, {"GET", legacy}}, Call{nullptr, {}, {"PTTL", legacy}}});
+  for (const auto& reply : replies) expect_ok(reply);
+  const Reply* entry = &replies[0];
+  if (entry->is_nil() && !replies[1].is_nil()) {
+    entry = &replies[1];
+    const int64_t left_ms = replies[2].as_integer();  // -1: no TTL (checked out)
+    for (const auto& moved : run_calls(
+             client_, {Call{nullptr, {}, {"HSET", index_key(hold_id), hold_id, entry->str}},
+                       left_ms >= 0 ? forget_index_after(hold_id, left_ms) : keep_index(hold_id),
+                       Call{nullptr, {}, {"DEL", legacy}}})) {
+      expect_ok(moved);
+    }
+  }
+  if (entry->is_nil()) return std::nullopt;
+  const auto fields = split(entry->as_string(), '\n', 4);
   if (fields.size() != 4) throw StorageError("redis seat locks: a malformed index of " + hold_id);
   Located where;
   where.event = find_event(std::string(fields[0]));
@@ -732,6 +758,8 @@ Result<Hold> RedisSeatLockStore::begin_checkout(const std::string& hold_id, Time
     throw LockStateLost(where->event->event().id);
   }
   if (result == "checked_out") {
+    // A retry after a crash past the checkout: the index entry must stay, as on the first try.
+    expect_ok(run_calls(client_, {keep_index(hold_id)}).front());
     return make_error(Errc::invalid_state, "the hold is already checked out");
   }
   if (result != "ok") give_back();
@@ -753,13 +781,13 @@ void RedisSeatLockStore::abort_checkout(const std::string& hold_id, bool keep) {
   const auto& result = outcome(reply);
   if (result != "kept" && result != "released") return;
   const auto hold = to_hold(*where, reply.elements.at(1).as_string());
-  const int64_t index_ttl_ms = options_.finished_hold_retention.count() + kIndexMarginMs +
-                               (result == "kept" ? kAbortedCheckoutWindowMs : 0);
+  const int64_t forget_after_ms = options_.finished_hold_retention.count() + kIndexMarginMs +
+                                  (result == "kept" ? kAbortedCheckoutWindowMs : 0);
   const std::string claim =
       result == "kept" ? "a|" + std::to_string(hold.quantity) + "|" + ms(hold.expires_at) : "";
   for (const auto& reply_of_call :
        run_calls(client_, {claim_call(hold.event_id, hold.buyer, hold_id, claim),
-                           forget_index_after(hold_id, index_ttl_ms)})) {
+                           forget_index_after(hold_id, forget_after_ms)})) {
     expect_ok(reply_of_call);
   }
 }
@@ -877,16 +905,21 @@ Result<std::vector<SeatState>> RedisSeatLockStore::seats(const std::string& even
 }
 
 std::vector<SectionRef> RedisSeatLockStore::sweep_expired(Timestamp now, size_t limit) {
-  // A few buckets of the hold index forget the entries past their time, in turn.
-  std::vector<Call> forgets;
+  // A few buckets of the hold index forget the entries past their time, in turn (each instance
+  // starts at a bucket of its own), a bucket again while it had more due than one call takes.
+  // Before the sections, and failing the call when Redis does: a failure loses nothing (the
+  // sections' "returned" flags wait in Redis for the next sweep), it only delays.
   const std::string clock = std::to_string(index_clock_ms());
   for (uint32_t i = 0; i < std::min(kIndexBucketsPerSweep, options_.index_buckets); ++i) {
     const auto key = index_bucket_key(next_index_bucket_++ % options_.index_buckets);
-    forgets.push_back(Call{&scripts_->forget_index,
-                           {key, key + ":f"},
-                           {clock, std::to_string(kIndexForgetPerBucket)}});
+    const Call forget{
+        &scripts_->forget_index, {key, key + ":f"}, {clock, std::to_string(kIndexForgetPerBucket)}};
+    for (int round = 0; round < kIndexForgetRoundsMax; ++round) {
+      const Reply reply = run_calls(client_, {forget}).front();
+      expect_ok(reply);
+      if (reply.as_integer() < static_cast<int64_t>(kIndexForgetPerBucket)) break;
+    }
   }
-  for (const auto& reply : run_calls(client_, forgets)) expect_ok(reply);
   std::vector<std::shared_ptr<const EventInfo>> events;
   {
     std::shared_lock lock(events_mutex_);
@@ -938,7 +971,7 @@ void RedisSeatLockStore::restore(const std::string& event_id,
   for (const auto& claim : known) {
     by_section[*event->layout.section_index(claim.section)].push_back(&claim);
   }
-  // Where each hold lives (no TTL: restored holds are checked out, they stay until sold or
+  // Where each hold lives (never forgotten: restored holds are checked out, they stay until sold or
   // released), then the buyer cap, then the sections, which open the event.
   for (size_t begin = 0; begin < known.size(); begin += kRestoreIndexBatch) {
     std::vector<Call> calls;
@@ -947,8 +980,7 @@ void RedisSeatLockStore::restore(const std::string& event_id,
       calls.push_back(Call{nullptr,
                            {},
                            {"HSET", index_key(claim.hold_id), claim.hold_id,
-                            event_id + "\n" + claim.section + "\n" +
-                                std::to_string(claim.quantity) + "\n" + claim.buyer}});
+                            index_entry(event_id, claim.section, claim.quantity, claim.buyer)}});
       calls.push_back(keep_index(claim.hold_id));
     }
     for (const auto& reply : run_calls(client_, calls)) expect_ok(reply);

@@ -21,6 +21,12 @@
 //       matter; kept while checked out, since a booked hold stays until its payment outcome.
 //       sweep_expired() forgets what is due, a few buckets per call.
 //   Neither a buyer nor a hold has a key of its own: the keyspace does not grow with the sale.
+//   Upgrading from the layout with a key per buyer and per hold: the claims buckets read as lost
+//   (their marker is new), so restore() rebuilds the booked claims (the buyer's active holds of
+//   before no longer count against the cap until they expire, as for any lost bucket); a hold's
+//   old index key (hold:{<id>}) is read when its bucket has no entry, and moved there. The old
+//   claims keys stay behind. Every instance must run the same layout (stop them all to upgrade),
+//   and changing buyer_buckets or index_buckets with data in Redis loses claims and entries.
 //   (With a key per buyer and a TTL'd key per hold, Redis 7.0 rehashed its keyspace and expiry
 //   dictionaries mid-sale; every key lookup of every script then also moved buckets, and at 80%
 //   of the maximum hold rate the p99 rose from ~8 ms to 50-90 ms in the seconds it lasted.)
