@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <boost/beast/http/status.hpp>
+
 namespace boxoffice::http {
 
 namespace {
@@ -55,6 +57,58 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
     rest.remove_prefix(amp + 1);
   }
   return std::nullopt;
+}
+
+namespace {
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void append_field_text(std::string& out, std::string_view text) {
+  for (const char c : text) out.push_back(c == '\r' || c == '\n' || c == '\0' ? ' ' : c);
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  append_field_text(out, name);
+  out += ": ";
+  append_field_text(out, value);
+  out += "\r\n";
+}
+
+}  // namespace
+
+std::string response_head(const HttpResponse& response, std::string_view request_id,
+                          bool keep_alive) {
+  std::string out;
+  out.reserve(160 + response.content_type.size() + request_id.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(response.status);
+  out += ' ';
+  out +=
+      boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(response.status));
+  out += "\r\n";
+  append_field(out, "Server", "boxoffice");
+  if (!response.content_type.empty()) append_field(out, "Content-Type", response.content_type);
+  append_field(out, "X-Request-Id", request_id);
+  const auto& fields = response.headers;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const std::string_view name = fields[i].first;
+    bool own = false;
+    for (const char* written : {"Server", "Content-Type", "X-Request-Id", "Content-Length",
+                                "Connection", "Transfer-Encoding"}) {
+      own = own || same_name(name, written);
+    }
+    bool replaced = false;
+    for (size_t j = i + 1; j < fields.size() && !replaced; ++j) {
+      replaced = same_name(name, fields[j].first);
+    }
+    if (!own && !replaced) append_field(out, name, fields[i].second);
+  }
+  append_field(out, "Content-Length", std::to_string(response.body.size()));
+  if (!keep_alive) append_field(out, "Connection", "close");
+  out += "\r\n";
+  return out;
 }
 
 }  // namespace boxoffice::http

@@ -36,4 +36,13 @@ struct HttpResponse {
   }
 };
 
+/// The response's status line and header fields as HTTP/1.1 puts them on the wire, up to and
+/// with the blank line; the body follows as it is. The server writes Server, Content-Type,
+/// X-Request-Id, Content-Length (the body's size) and, when !keep_alive, "Connection: close"
+/// itself; a field of `response.headers` with one of those names is left out, and of several
+/// with one name the last stands. CR, LF and NUL in a name or value are written as spaces, so no
+/// value can start a field or a response of its own.
+std::string response_head(const HttpResponse& response, std::string_view request_id,
+                          bool keep_alive);
+
 }  // namespace boxoffice::http

@@ -1,7 +1,13 @@
 #include "http/server.h"
 
+// See loadgen/buyers.cpp: a false positive of g++ 12 on Asio's coroutine frames.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/beast/core.hpp>
@@ -273,18 +279,14 @@ net::awaitable<void> HttpServer::Impl::session(tcp::socket socket) {
 
   auto write = [&](HttpResponse response, bool keep_alive,
                    const std::string& request_id) -> net::awaitable<bool> {
-    bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status), 11};
-    message.set(bhttp::field::server, "boxoffice");
-    if (!response.content_type.empty())
-      message.set(bhttp::field::content_type, response.content_type);
-    message.set("X-Request-Id", request_id);
-    for (auto& [name, value] : response.headers) message.set(name, value);
-    message.body() = std::move(response.body);
-    message.keep_alive(keep_alive && !response.close && !draining.load());
-    message.prepare_payload();
+    // The head is put together in one string and written with the body in one gather write:
+    // Beast's response and serializer cost ~8% of the server's time on a small cached read.
+    keep_alive = keep_alive && !response.close && !draining.load();
+    const std::string head = response_head(response, request_id, keep_alive);
+    const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(response.body)};
     stream.expires_after(options.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write(stream, message, use_tuple);
-    co_return !ec && message.keep_alive();
+    auto [ec, n] = co_await net::async_write(stream, buffers, use_tuple);
+    co_return !ec && keep_alive;
   };
 
   if (open_connections > options.connections_max || draining.load()) {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
 #include "http/json_codec.h"
@@ -97,6 +99,61 @@ TEST(Router, MatchesPatternsAndReportsAllowedMethods) {
   auto wrong = router.match("DELETE", "/v1/events/e/holds");
   ASSERT_TRUE(std::holds_alternative<Router::WrongMethod>(wrong));
   EXPECT_EQ(std::get<Router::WrongMethod>(wrong).allow, "POST, GET");
+}
+
+// What the server writes, read back by Beast's parser as a client would read it.
+boost::beast::http::response<boost::beast::http::string_body> parse_written(
+    const HttpResponse& response, std::string_view request_id, bool keep_alive) {
+  const std::string wire = response_head(response, request_id, keep_alive) + response.body;
+  boost::beast::http::response_parser<boost::beast::http::string_body> parser;
+  parser.eager(true);  // the head and the body in one put()
+  boost::beast::error_code ec;
+  const size_t used = parser.put(boost::asio::buffer(wire), ec);
+  EXPECT_FALSE(ec) << ec.message() << " in:\n" << wire;
+  EXPECT_TRUE(parser.is_done()) << wire;
+  EXPECT_EQ(used, wire.size()) << wire;
+  return parser.release();
+}
+
+TEST(ResponseHead, IsAWholeHttp11ResponseWithTheServersOwnFields) {
+  HttpResponse response;
+  response.status = 409;
+  response.body = R"({"type":"about:blank"})";
+  response.content_type = "application/problem+json";
+  response.set_header("Retry-After", "3");
+  response.set_header("Content-Length", "999");  // the server's own fields are its own
+  response.set_header("X-Request-Id", "from-a-backend");
+  response.set_header("Allow", "GET");
+  response.set_header("allow", "GET, POST");  // of two with one name the last stands
+  const auto message = parse_written(response, "req_1", /*keep_alive=*/true);
+  EXPECT_EQ(message.result_int(), 409);
+  EXPECT_EQ(message.reason(), "Conflict");
+  EXPECT_EQ(message.version(), 11);
+  EXPECT_EQ(message[boost::beast::http::field::server], "boxoffice");
+  EXPECT_EQ(message[boost::beast::http::field::content_type], "application/problem+json");
+  EXPECT_EQ(message["X-Request-Id"], "req_1");
+  EXPECT_EQ(message.count("X-Request-Id"), 1u);
+  EXPECT_EQ(message[boost::beast::http::field::retry_after], "3");
+  EXPECT_EQ(message.count(boost::beast::http::field::allow), 1u);
+  EXPECT_EQ(message[boost::beast::http::field::allow], "GET, POST");
+  EXPECT_EQ(message[boost::beast::http::field::content_length],
+            std::to_string(response.body.size()));
+  EXPECT_EQ(message.body(), response.body);
+  EXPECT_TRUE(message.keep_alive());
+}
+
+TEST(ResponseHead, ClosesWhenAskedAndLetsNoValueStartAFieldOfItsOwn) {
+  HttpResponse response;
+  response.status = 201;
+  response.content_type.clear();
+  response.set_header("Location", "/v1/x\r\nSet-Cookie: stolen=1\r\n");
+  const auto message = parse_written(response, "req_2", /*keep_alive=*/false);
+  EXPECT_EQ(message.result_int(), 201);
+  EXPECT_FALSE(message.keep_alive());
+  EXPECT_EQ(message.count(boost::beast::http::field::set_cookie), 0u);
+  EXPECT_EQ(message.count(boost::beast::http::field::content_type), 0u);
+  EXPECT_EQ(message[boost::beast::http::field::content_length], "0");
+  EXPECT_EQ(message.body(), "");
 }
 
 TEST(HttpRequest, ReadsHeadersAndQueryParameters) {
