@@ -1,7 +1,6 @@
 #include "http/gateway.h"
 
 #include <spdlog/spdlog.h>
-#include <strings.h>
 
 #include <boost/json.hpp>
 #include <chrono>
@@ -54,9 +53,7 @@ constexpr const char* kForwardedRequestHeaders[] = {"Content-Type", "Idempotency
 bool is_hop_by_hop(std::string_view name) {
   for (const char* skip : {"Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length",
                            "Content-Type", "Server", "Date", "TE", "Trailer", "Upgrade"}) {
-    if (name.size() == std::strlen(skip) && strncasecmp(name.data(), skip, name.size()) == 0) {
-      return true;
-    }
+    if (same_field_name(name, skip)) return true;
   }
   return false;
 }

@@ -34,13 +34,29 @@ std::string decode_component(std::string_view text) {
 
 }  // namespace
 
-std::optional<std::string_view> HttpRequest::header(std::string_view name) const {
-  for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), name.size()) == 0) {
-      return std::string_view{value};
-    }
+bool same_field_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::optional<std::string_view> find_field(const HeaderFields& fields, std::string_view name) {
+  for (const auto& [key, value] : fields) {
+    if (same_field_name(key, name)) return std::string_view{value};
   }
   return std::nullopt;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  const auto append_text = [&out](std::string_view text) {
+    for (const char c : text) out.push_back(c == '\r' || c == '\n' || c == '\0' ? ' ' : c);
+  };
+  append_text(name);
+  out += ": ";
+  append_text(value);
+  out += "\r\n";
+}
+
+std::optional<std::string_view> HttpRequest::header(std::string_view name) const {
+  return find_field(headers, name);
 }
 
 std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
@@ -58,25 +74,6 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
   }
   return std::nullopt;
 }
-
-namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-void append_field_text(std::string& out, std::string_view text) {
-  for (const char c : text) out.push_back(c == '\r' || c == '\n' || c == '\0' ? ' ' : c);
-}
-
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  append_field_text(out, name);
-  out += ": ";
-  append_field_text(out, value);
-  out += "\r\n";
-}
-
-}  // namespace
 
 std::string response_head(const HttpResponse& response, std::string_view request_id,
                           bool keep_alive) {
@@ -97,11 +94,11 @@ std::string response_head(const HttpResponse& response, std::string_view request
     bool own = false;
     for (const char* written : {"Server", "Content-Type", "X-Request-Id", "Content-Length",
                                 "Connection", "Transfer-Encoding"}) {
-      own = own || same_name(name, written);
+      own = own || same_field_name(name, written);
     }
     bool replaced = false;
     for (size_t j = i + 1; j < fields.size() && !replaced; ++j) {
-      replaced = same_name(name, fields[j].first);
+      replaced = same_field_name(name, fields[j].first);
     }
     if (!own && !replaced) append_field(out, name, fields[i].second);
   }

@@ -10,11 +10,21 @@
 
 namespace boxoffice::http {
 
+using HeaderFields = std::vector<std::pair<std::string, std::string>>;
+
+/// Whether two header field names are the same (ASCII, case-insensitive).
+bool same_field_name(std::string_view a, std::string_view b);
+/// The value of the first field named `name` in `fields` (case-insensitive).
+std::optional<std::string_view> find_field(const HeaderFields& fields, std::string_view name);
+/// Appends "name: value\r\n"; CR, LF and NUL in either are written as spaces, so no value can
+/// start a field or a message of its own.
+void append_field(std::string& out, std::string_view name, std::string_view value);
+
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // without the query string, percent-decoded
   std::string query;   // raw, after '?'
-  std::vector<std::pair<std::string, std::string>> headers;
+  HeaderFields headers;
   std::string body;
   std::string remote_address;
 

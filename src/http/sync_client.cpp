@@ -1,6 +1,5 @@
 #include "http/sync_client.h"
 
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -12,6 +11,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
+
+#include "http/message.h"
 
 namespace boxoffice::http {
 
@@ -96,12 +97,7 @@ bool is_http_parse_error(const beast::error_code& ec) {
 }  // namespace
 
 std::optional<std::string_view> ClientResponse::header(std::string_view name) const {
-  for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), name.size()) == 0) {
-      return std::string_view{value};
-    }
-  }
-  return std::nullopt;
+  return find_field(headers, name);
 }
 
 struct SyncClient::Impl {
@@ -276,7 +272,7 @@ ClientResult SyncClient::request(std::string_view method, std::string_view targe
     message.set(bhttp::field::user_agent, "boxoffice");
     bool has_content_type = false;
     for (const auto& [name, value] : headers) {
-      has_content_type = has_content_type || strcasecmp(name.c_str(), "Content-Type") == 0;
+      has_content_type = has_content_type || same_field_name(name, "Content-Type");
       message.set(name, value);
     }
     if (!body.empty() && !has_content_type) {

@@ -1,6 +1,5 @@
 #include "loadgen/http_client.h"
 
-#include <strings.h>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -8,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <exception>
+
+#include "http/message.h"
 
 namespace boxoffice::loadgen {
 
@@ -54,12 +55,7 @@ std::optional<Origin> parse_origin(std::string_view url) {
 }
 
 std::optional<std::string_view> Response::header(std::string_view name) const {
-  for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), name.size()) == 0) {
-      return std::string_view{value};
-    }
-  }
-  return std::nullopt;
+  return http::find_field(headers, name);
 }
 
 namespace {
@@ -70,7 +66,7 @@ bool retry_safe(const Request& request) {
     if (request.method == method) return true;
   }
   for (const auto& [key, value] : request.headers) {
-    if (strcasecmp(key.c_str(), "Idempotency-Key") == 0) return true;
+    if (http::same_field_name(key, "Idempotency-Key")) return true;
   }
   return false;
 }
@@ -180,16 +176,15 @@ std::string Connection::Impl::wire(const Request& request) const {
   std::string out;
   out.reserve(128 + request.target.size() + request.bearer.size() + request.body.size());
   const auto field = [&out](std::string_view name, std::string_view value) {
-    out.append(name).append(": ").append(value).append("\r\n");
+    http::append_field(out, name, value);
   };
   out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
   field("Host", host_header);
   field("User-Agent", options.user_agent);
-  if (!request.bearer.empty())
-    out.append("Authorization: Bearer ").append(request.bearer).append("\r\n");
+  if (!request.bearer.empty()) field("Authorization", "Bearer " + request.bearer);
   bool has_type = false;
   for (const auto& [key, value] : request.headers) {
-    has_type = has_type || strcasecmp(key.c_str(), "Content-Type") == 0;
+    has_type = has_type || http::same_field_name(key, "Content-Type");
     field(key, value);
   }
   const bool sends_body = !request.body.empty() || request.method == "POST" ||
